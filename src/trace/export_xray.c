@@ -21,8 +21,9 @@
  * looked up again at the next export, unless that export waited for the
  * lookup at start to fail (no export waits for two lookups: a resolver that
  * does not answer would hold it for two of its timeouts), then at most once
- * every RESOLVE_INTERVAL_NS counted from the end of the last try, and no
- * lookup starts while hurried. Until a lookup succeeds every span is marked failed,
+ * every RESOLVE_INTERVAL_NS counted from the end of the last try. A lookup
+ * starts while hurried too (on Lambda every export is a flush's), its wait
+ * bounded by the hurry's deadline as any is. Until a lookup succeeds every span is marked failed,
  * and warned about as a send that failed is; a lookup whose thread cannot be
  * started counts as a failed one. Once resolved, the address is kept for the
  * run.
@@ -299,8 +300,7 @@ static bool resolve_late(xray_exporter *x)
     if (x->job) {
         ended = lookup_ended(x->job);
     } else {
-        if (atomic_load(&x->hurried) ||
-            (x->tried && x->clock_ns() - x->tried_ns < RESOLVE_INTERVAL_NS))
+        if (x->tried && x->clock_ns() - x->tried_ns < RESOLVE_INTERVAL_NS)
             return false;
         if (!begin_lookup(x)) {
             x->tried = true;

@@ -9,7 +9,7 @@
  * numeric address, Lambda's, is taken as it is, at start); a name
  * that does not resolve then is looked up again, at the first export (unless
  * it waited for the lookup at start to fail) and then at most every 5 s, until
- * it does, never beginning while hurried. The export
+ * it does, while hurried too. The export
  * waits for a lookup under way, spans queueing meanwhile, but a flush or the
  * stop (hurry) waits no longer than its deadline: the lookup then goes on
  * alone, and the next export takes its answer. The socket

@@ -2262,8 +2262,9 @@ static tracer *start_with_daemon_name(bool resolves, int *u)
 /*
  * A daemon name that does not resolve at start (a sidecar that comes up after taskd) keeps the
  * exporter: the spans are dropped and counted until the name resolves, looked up again on the
- * export thread at its first export and then at most every 5 s (on a clock the test moves), not
- * during a flush; once it resolves the spans reach the daemon and the name is not looked up again.
+ * export thread at its first export (the lookup at start had ended before it) and then at most
+ * every 5 s (on a clock the test moves); once it resolves the spans reach the daemon and the name
+ * is not looked up again.
  */
 static void test_xray_daemon_name_resolving_late(void **state)
 {
@@ -2272,34 +2273,69 @@ static void test_xray_daemon_name_resolving_late(void **state)
     atomic_store(&detached_ended, 0);
     tracer *t = start_with_daemon_name(false, &u);
     assert_int_equal(wait_atomic(&detached_ended, 1), 1); /* begun at start, ended */
-
-    emit(t, TASK_A, 1); /* a flush hurries the exporters: no lookup then */
-    assert_true(tracer_flush(t, epoch_ms() + 2000));
-    assert_int_equal(tracer_dropped(t), 1);
     assert_int_equal(atomic_load(&daemon_lookups), 1);
 
-    emit(t, TASK_A, 2); /* the first export of the export thread's own looks it up */
-    assert_true(wait_count(tracer_dropped, t, 2, 5000));
+    emit(t, TASK_A, 1); /* the first export looks it up again */
+    assert_true(wait_count(tracer_dropped, t, 1, 5000));
     assert_int_equal(atomic_load(&daemon_lookups), 2);
 
     atomic_store(&daemon_resolves, true);
-    emit(t, TASK_A, 3); /* it would resolve now, but the last try was under 5 s ago */
-    assert_true(wait_count(tracer_dropped, t, 3, 5000));
+    emit(t, TASK_A, 2); /* it would resolve now, but the last try was under 5 s ago */
+    assert_true(wait_count(tracer_dropped, t, 2, 5000));
     assert_int_equal(atomic_load(&daemon_lookups), 2);
 
     atomic_fetch_add(&xray_clock_ahead, 5000000000LL);
-    emit(t, TASK_A, 4);
+    emit(t, TASK_A, 3);
     assert_true(wait_count(tracer_exported, t, 1, 5000));
     assert_int_equal(atomic_load(&daemon_lookups), 3);
-    emit(t, TASK_A, 5);
+    emit(t, TASK_A, 4);
     assert_true(wait_count(tracer_exported, t, 2, 5000));
     assert_int_equal(atomic_load(&daemon_lookups), 3); /* resolved: kept */
-    assert_int_equal(tracer_dropped(t), 3);
+    assert_int_equal(tracer_dropped(t), 2);
     tracer_free(t);
 
-    bool got[6] = {false};
-    assert_int_equal(xray_received(u, got, 5), 2);
-    assert_true(got[4] && got[5]);
+    bool got[5] = {false};
+    assert_int_equal(xray_received(u, got, 4), 2);
+    assert_true(got[3] && got[4]);
+    close(u);
+}
+
+/*
+ * Spans exported by flushes alone, as inside a Lambda function, where every export is a flush's
+ * (the exporters hurried): a name that did not resolve at start is looked up again there too, at
+ * the first and then at most every 5 s (on a clock the test moves), each lookup waited for no
+ * longer than the flush's deadline, where none began while hurried and the name was never looked
+ * up again.
+ */
+static void test_xray_daemon_name_looked_up_again_in_flushes(void **state)
+{
+    (void)state;
+    int u;
+    atomic_store(&detached_ended, 0);
+    tracer *t = start_with_daemon_name(false, &u);
+    assert_int_equal(wait_atomic(&detached_ended, 1), 1); /* begun at start, ended */
+
+    emit(t, TASK_A, 1);
+    assert_true(tracer_flush(t, epoch_ms() + 5000));
+    assert_int_equal(tracer_dropped(t), 1);
+    assert_int_equal(atomic_load(&daemon_lookups), 2);
+
+    atomic_store(&daemon_resolves, true);
+    emit(t, TASK_A, 2); /* under 5 s after the last try */
+    assert_true(tracer_flush(t, epoch_ms() + 5000));
+    assert_int_equal(tracer_dropped(t), 2);
+    assert_int_equal(atomic_load(&daemon_lookups), 2);
+
+    atomic_fetch_add(&xray_clock_ahead, 5000000000LL);
+    emit(t, TASK_A, 3);
+    assert_true(tracer_flush(t, epoch_ms() + 5000));
+    assert_int_equal(tracer_exported(t), 1);
+    assert_int_equal(atomic_load(&daemon_lookups), 3);
+    tracer_free(t);
+
+    bool got[4] = {false};
+    assert_int_equal(xray_received(u, got, 3), 1);
+    assert_true(got[3]);
     close(u);
 }
 
@@ -2785,6 +2821,7 @@ int main(void)
         cmocka_unit_test(test_xray_datagrams),
         cmocka_unit_test(test_xray_keeps_a_w3c_trace_id),
         cmocka_unit_test(test_xray_daemon_name_resolving_late),
+        cmocka_unit_test(test_xray_daemon_name_looked_up_again_in_flushes),
         cmocka_unit_test(test_xray_export_waits_for_one_lookup_at_most),
         cmocka_unit_test(test_xray_lookup_under_way_does_not_hold_the_stop),
         cmocka_unit_test(test_xray_lookup_under_way_is_answered_after_a_flush),
