@@ -34,8 +34,8 @@
  * (put_task_item(): each attribute by its writer, the data as attrval_write()
  * counted its image): one that would leave less room than the changes the task
  * can take need (ITEM_GROWTH_MAX) is STORE_INVALID, with its size and the
- * limit, before it is sent, so that no task is made that could never be
- * claimed or finished.
+ * limit, before its id is taken (leaves_room()), so that no task is made that
+ * could never be claimed or finished.
  * Keys that are not valid UTF-8 cannot go into JSON as they are; they are
  * kept as "idem~<hex of the bytes>", a prefix no UTF-8 key can produce.
  *
@@ -953,17 +953,26 @@ static size_t put_task_item(sbuf *b, const char *id, const store_new_task *c,
     return size;
 }
 
-/* Whether a new task's item, for which DynamoDB counts size bytes (put_task_item()'s count), leaves
- * room for every change it can take (CREATE_ITEM_MAX). When it does not, its size and the limit go
- * into w, for the STORE_INVALID that refuses it before it is sent. An item b could not hold (out of
- * memory) is left to the call, which fails for it. */
-static bool leaves_room(store_write *w, const sbuf *b, size_t size)
+/* An id as long as any new_id() makes: an item's count takes its length, not its value. */
+#define ID_OF_ITS_LENGTH "00000000-0000-7000-8000-000000000000"
+
+/* Whether w's new task's item, its data counted data_size bytes, leaves room for every change it
+ * can take (CREATE_ITEM_MAX), counted as put_task_item() counts it, before any id is taken: its
+ * count takes the id's length alone, and the data's image as data_size, so the item is written
+ * without them. When it does not, its size and the limit go into w, for the STORE_INVALID that
+ * refuses it before it is sent. An item the count could not write (out of memory) is left to the
+ * call, which fails for it. */
+static bool leaves_room(store_write *w, size_t data_size)
 {
-    if (sbuf_failed(b) || size <= CREATE_ITEM_MAX)
-        return true;
-    w->size = size;
-    w->size_limit = CREATE_ITEM_MAX;
-    return false;
+    sbuf b = {0};
+    size_t size = put_task_item(&b, ID_OF_ITS_LENGTH, &w->create, "", data_size, w->now);
+    bool room = sbuf_failed(&b) || size <= CREATE_ITEM_MAX;
+    sbuf_free(&b);
+    if (!room) {
+        w->size = size;
+        w->size_limit = CREATE_ITEM_MAX;
+    }
+    return room;
 }
 
 /* PutItem of a task without an Idempotency-Key. */
@@ -973,10 +982,7 @@ static store_rc create_plain(ddb_store *s, store_write *w, const char *id, const
     sbuf b = {0};
     begin_request(&b, s);
     sbuf_puts(&b, ",\"Item\":");
-    if (!leaves_room(w, &b, put_task_item(&b, id, &w->create, data_image, data_size, w->now))) {
-        sbuf_free(&b);
-        return STORE_INVALID;
-    }
+    put_task_item(&b, id, &w->create, data_image, data_size, w->now);
     sbuf_puts(&b, ",\"ConditionExpression\":\"attribute_not_exists(id)\","
                   "\"ReturnValuesOnConditionCheckFailure\":\"ALL_OLD\"}");
     aws_response r;
@@ -1109,11 +1115,7 @@ static key_try create_keyed_once(ddb_store *s, store_write *w, const char *id,
     sbuf_puts(&b, ",\"TransactItems\":[{\"Put\":");
     begin_request(&b, s);
     sbuf_puts(&b, ",\"Item\":");
-    if (!leaves_room(w, &b, put_task_item(&b, id, c, data_image, data_size, w->now))) {
-        sbuf_free(&b);
-        *rc_out = STORE_INVALID;
-        return KEY_SETTLED;
-    }
+    put_task_item(&b, id, c, data_image, data_size, w->now);
     sbuf_puts(&b, ",\"ConditionExpression\":\"attribute_not_exists(id)\"}},{\"Put\":");
     begin_request(&b, s);
     sbuf_puts(&b, ",\"Item\":{\"id\":");
@@ -1220,7 +1222,9 @@ static store_rc apply_create(ddb_store *s, store_write *w)
         return STORE_ERROR;
     char id[37];
     store_rc rc;
-    if (!c->idempotency_key) {
+    if (!leaves_room(w, data_size)) {
+        rc = STORE_INVALID; /* before an id is taken: nothing could make it fit */
+    } else if (!c->idempotency_key) {
         rc = new_id(s, id) ? create_plain(s, w, id, data_image, data_size) : STORE_ERROR;
     } else {
         /* tried until a try settles it, each with a new id. Throttling and conflicts have

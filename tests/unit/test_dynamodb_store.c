@@ -45,7 +45,9 @@
 #include "util/log.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -319,6 +321,60 @@ static size_t refused_size(fixture *f, const char *value, bool image, size_t ext
     free(data_image);
     free(data);
     return rc == STORE_INVALID ? w.size : 0;
+}
+
+/* getrandom() (CMakeLists.txt links this test with --wrap=getrandom), counted, failing with EIO
+ * while random_fails is set. */
+static atomic_int random_calls;
+static atomic_bool random_fails;
+
+ssize_t __real_getrandom(void *buf, size_t len, unsigned flags);
+ssize_t __wrap_getrandom(void *buf, size_t len, unsigned flags);
+ssize_t __wrap_getrandom(void *buf, size_t len, unsigned flags)
+{
+    atomic_fetch_add(&random_calls, 1);
+    if (atomic_load(&random_fails)) {
+        errno = EIO;
+        return -1;
+    }
+    return __real_getrandom(buf, len, flags);
+}
+
+/* A create too big is refused (413) before its id is taken, keyed or not: with getrandom()
+ * failing, which the id needs, it is still STORE_INVALID with its size, where it was STORE_ERROR
+ * (500); nothing random is taken, nothing sent. */
+static void test_a_create_too_big_takes_no_id(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, NULL, 0);
+    size_t pad = 360 * 1000;
+    char *data = malloc(pad + 16);
+    assert_non_null(data);
+    int k = sprintf(data, "{\"pad\":\"");
+    memset(data + k, 'x', pad);
+    strcpy(data + k + pad, "\"}");
+    const char *keys[] = {NULL, "key-1"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        store_write w = {.kind = STORE_WRITE_CREATE,
+                         .now = 1700000000,
+                         .create = {.task_type = "TASK1",
+                                    .data = data,
+                                    .idempotency_key = keys[i],
+                                    .ttl = TASK_NULL_TIME}};
+        atomic_store(&random_calls, 0);
+        atomic_store(&random_fails, true);
+        store_rc rc = store_write_wait(f.store, &w);
+        atomic_store(&random_fails, false);
+        if (rc != STORE_INVALID)
+            fail_msg("%s create: %s where invalid (%d random calls)", keys[i] ? "a keyed" : "a",
+                     store_rc_name(rc), atomic_load(&random_calls));
+        assert_true(w.size > pad && w.size > w.size_limit);
+        assert_int_equal(atomic_load(&random_calls), 0);
+    }
+    free(data);
+    assert_int_equal(http_stub_count(f.server), 0);
+    stop(&f);
 }
 
 /*
@@ -1619,6 +1675,7 @@ int main(void)
         cmocka_unit_test(test_keyed_create_meeting_its_own_key_is_done),
         cmocka_unit_test(test_create_never_sent_made_nothing),
         cmocka_unit_test(test_new_task_data_counted_as_its_image_was_written),
+        cmocka_unit_test(test_a_create_too_big_takes_no_id),
         cmocka_unit_test(test_refusal_without_a_body_is_logged_with_its_status),
         cmocka_unit_test(test_list_stops_on_a_key_given_back),
     };
