@@ -395,6 +395,20 @@ class RestApiEvents(EmulatorTestCase):
         self.assertEqual(json.loads(res[2]), {"message": "Request Entity Too Large"})
         self.assertEqual(self.settled_invocations(), before)
 
+    def test_event_over_6mb_413_without_invoking(self):
+        """A body under API Gateway's 10 MB whose event is over Lambda's 6 MB (6,291,456 bytes):
+        Lambda refuses the invocation, so the function never sees it."""
+        before = self.settled_invocations()
+        body = b'{"a": "' + b"x" * (6 * 1024 * 1024) + b'"}'
+        head = (b"POST /big HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n" % len(body))
+        res = raw_exchange(self.emu.port, head + body, timeout=10)
+        self.assertIsNotNone(res, "no answer to a 6 MB body")
+        self.assertEqual(res[0], 413, res[:2])
+        self.assertEqual(json.loads(res[2]), {"message": "Request Entity Too Large"})
+        self.assertEqual(self.settled_invocations(), before)
+        self.emu.wait_log("event over the function's payload limit: refused")
+
     def test_runtime_api_unknown_request_id_400(self):
         api = self.emu.echo("GET", "/env")["env"]["AWS_LAMBDA_RUNTIME_API"]
         host, _, port = api.rpartition(":")

@@ -23,7 +23,8 @@ Front (API Gateway)
     its own, as API Gateway gives them: 502 ``{"message": "Internal server error"}`` for a function
     error, a crash or a malformed response; 504 ``{"message": "Endpoint request timed out"}`` past
     the function timeout or the gateway's 29 s; 413 ``{"message": "Request Entity Too Large"}``
-    for a body over 10 MB (the function is not invoked).
+    for a body over 10 MB, or one whose event is over Lambda's 6 MB (6,291,456 bytes) that it
+    refuses (the function is not invoked).
     It answers as the API's execute-api endpoint and as a custom domain mapped to it without a base
     path, both at once: a request under ``/dev`` (the stage) comes with ``path`` without it and
     ``requestContext.path`` with it (2.0: stage ``dev``, ``rawPath`` as sent); any other request
@@ -152,6 +153,7 @@ API_ID = "emul4t0r01"
 STAGE = "dev"
 MAX_REQUEST_BODY = 10 * 1024 * 1024        # API Gateway REST API payload limit
 MAX_FUNCTION_RESPONSE = 6 * 1024 * 1024    # Lambda synchronous response limit
+MAX_FUNCTION_REQUEST = 6 * 1024 * 1024     # Lambda synchronous request (event) limit: 6,291,456 bytes
 GATEWAY_TIMEOUT = 29.0                     # API Gateway integration timeout
 STOP_GRACE = 2.0                           # SIGTERM -> SIGKILL on shutdown
 INHERITED_ENV = ("PATH", "HOME", "LANG", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS")
@@ -1136,6 +1138,12 @@ class FrontHandler(http.server.BaseHTTPRequestHandler):
         build = build_event_v2 if config.payload == "2.0" else build_event_v1
         event = json.dumps(build(self, body, trace_id, request_id, config), ensure_ascii=False,
                            separators=(",", ":")).encode("utf-8", "replace")
+        if len(event) > MAX_FUNCTION_REQUEST:
+            # Lambda refuses the invocation (RequestTooLargeException): the function never sees it
+            log("WARN", "event over the function's payload limit: refused", request_id=request_id,
+                event_bytes=len(event), limit=MAX_FUNCTION_REQUEST)
+            return self.send_json(gateway_error(413, "Request Entity Too Large", "RequestEntityTooLarge"),
+                                  head=self.command == "HEAD")
         inv = Invocation(event, trace_id, request_id)
         if not self.server.pool.put(inv):
             return self.refuse(gateway_error(503, "Service Unavailable", "ServiceUnavailable"))
@@ -1507,10 +1515,10 @@ class InvokeHandler(http.server.BaseHTTPRequestHandler):
             n = int(self.headers.get("Content-Length") or 0)
         except ValueError:
             n = -1
-        if n < 0 or n > MAX_FUNCTION_RESPONSE:
+        if n < 0 or n > MAX_FUNCTION_REQUEST:
             self.close_connection = True
             return self.user_error(413, "RequestTooLargeException", "Request must be smaller than %d bytes"
-                                   % MAX_FUNCTION_RESPONSE)
+                                   % MAX_FUNCTION_REQUEST)
         body = self.rfile.read(n) if n else b""
         m = re.fullmatch(r"/2015-03-31/functions/([^/]+)/invocations", self.path.split("?")[0])
         if not m:
