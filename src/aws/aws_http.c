@@ -72,9 +72,11 @@
 #include "util/curl_retry.h"
 #include "aws_error.h"
 
+#include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <jansson.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -643,14 +645,24 @@ static void parse_json_error(aws_response *r)
 }
 
 /* The message of an error answer that gave none: its HTTP status, with its error type when one
- * came, else the beginning of its body when it has one, on one line. None when out of memory. */
+ * came, else the beginning of its body, the white space around it left out, when it has more
+ * than white space, on one line. None when out of memory. */
 static void say_status(aws_response *r)
 {
     char msg[160];
+    const char *text = r->body ? r->body : "";
+    size_t len = r->body ? r->body_len : 0;
+    while (len > 0 && isspace((unsigned char)*text))
+        text++, len--;
+    while (len > 0 && isspace((unsigned char)text[len - 1]))
+        len--;
     if (r->error_type[0])
         errbuf_set(msg, sizeof msg, "HTTP %ld, %s, with no message", r->status, r->error_type);
-    else if (r->body && r->body_len > 0)
-        errbuf_set(msg, sizeof msg, "HTTP %ld with no error named: %s", r->status, r->body);
+    else if (len > 0)
+        errbuf_set(msg, sizeof msg, "HTTP %ld with no error named: %.*s", r->status,
+                   len > INT_MAX ? INT_MAX : (int)len, text);
+    else if (r->body_len > 0)
+        errbuf_set(msg, sizeof msg, "HTTP %ld with a body of white space alone", r->status);
     else
         errbuf_set(msg, sizeof msg, "HTTP %ld with no body", r->status);
     errbuf_one_line(msg, sizeof msg);

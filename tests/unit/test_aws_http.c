@@ -1009,7 +1009,8 @@ static void test_json_error_variants(void **state)
 
 /* An error answer that gives no message says its HTTP status all the same, to the caller and
  * through it to the log: with the type a header gave, or the beginning of a body that named no
- * error (on one line, cut), or that it had no body. */
+ * error (on one line, cut, the white space around it left out), or that it had no body, or one
+ * of white space alone (where it said "with no error named: " and the blanks). */
 static void test_error_without_a_message_says_its_status(void **state)
 {
     (void)state;
@@ -1024,8 +1025,10 @@ static void test_error_without_a_message_says_its_status(void **state)
         {.status = 403, .body = "Access\r\nDenied"},
         {.status = 404, .body = long_body},
         {.status = 400, .body = "{\"__type\":\"com.amazon.coral.validate#ValidationException\"}"},
+        {.status = 403, .body = " \r\n\t \n"},
+        {.status = 404, .body = "\n  Not Found \r\n"},
     };
-    http_stub *s = server_start(script, 5);
+    http_stub *s = server_start(script, 7);
     aws_client *c = client_for(s, AWS_DYNAMODB, false);
     static const char *const said[] = {
         "HTTP 400 with no body",
@@ -1033,6 +1036,8 @@ static void test_error_without_a_message_says_its_status(void **state)
         "HTTP 403 with no error named: Access??Denied",
         NULL, /* the long body, cut */
         "HTTP 400, ValidationException, with no message",
+        "HTTP 403 with a body of white space alone",
+        "HTTP 404 with no error named: Not Found",
     };
     for (size_t i = 0; i < sizeof said / sizeof said[0]; i++) {
         aws_response r;
