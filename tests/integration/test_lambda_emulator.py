@@ -20,6 +20,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import REPO, Response, dies_with_test, raw_exchange, wait_until  # noqa: E402
 
 LAMBDA_DIR = os.path.join(REPO, "tests", "lambda")
+sys.path.insert(0, LAMBDA_DIR)
+from emulator import GATEWAY_TIMEOUT  # noqa: E402
 EMULATOR = os.path.join(LAMBDA_DIR, "emulator.py")
 FAKE = os.path.join(LAMBDA_DIR, "fake_bootstrap.py")
 TRACE_RE = re.compile(r"^Root=1-[0-9a-f]{8}-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=[01]$")
@@ -31,6 +33,11 @@ INIT_TIMEOUT = 60.0
 # ended (the emulator's own start took up to 12 s, and the start with an init 26 s, at a load of
 # 31): it guards against an emulator that never listens, and holds past the longest init.
 START_TIMEOUT = INIT_TIMEOUT + 60.0
+# The wait for an answer from the emulator's front: it answers every request by its gateway
+# timeout (API Gateway's 29 s, a 504), so this guards against a front that never answers. An
+# answer may take a whole init first (a fresh environment after a crash or a timeout, or each
+# request of a function whose init fails): at a load of 50-60 a request of InitError took 10-16 s.
+REQUEST_TIMEOUT = GATEWAY_TIMEOUT + 30.0
 
 
 class Emulator:
@@ -97,7 +104,7 @@ class Emulator:
             time.sleep(0.02)
         raise AssertionError("no %r log line; stderr:\n%s" % (message, self.text()[-3000:]))
 
-    def request(self, method, path, body=None, headers=None, timeout=15.0, header_list=()):
+    def request(self, method, path, body=None, headers=None, timeout=REQUEST_TIMEOUT, header_list=()):
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             c.putrequest(method, path, skip_accept_encoding=True)
@@ -311,7 +318,7 @@ class RestApiEvents(EmulatorTestCase):
         self.assertEqual(json.loads(rbody)["body"], body.decode())
 
     def test_keep_alive(self):
-        c = http.client.HTTPConnection("127.0.0.1", self.emu.port, timeout=10)
+        c = http.client.HTTPConnection("127.0.0.1", self.emu.port, timeout=REQUEST_TIMEOUT)
         try:
             for i in range(5):
                 c.request("POST", "/k", body=b'{"i": %d}' % i)
