@@ -359,7 +359,9 @@ class RestApiEvents(EmulatorTestCase):
         self.emu.wait_log("environment exited during an invocation")
         crashed = self.emu.wait_log("fake invocation", lambda o: o.get("mode") == "crash")[-1]["pid"]
         self.assertIn(crashed, before)
-        self.emu.wait_log("init", lambda o: len(self.emu.logs("init")) > inits)
+        # The fresh environment's init may take up to the emulator's limit of an init (past it,
+        # "init failed" is logged instead): the wait guards against no fresh environment at all.
+        self.emu.wait_log("init", lambda o: len(self.emu.logs("init")) > inits, timeout=INIT_TIMEOUT + 10)
         after = self.parallel_pids(2)
         self.assertEqual(len(after), 2)
         self.assertNotIn(crashed, after)
