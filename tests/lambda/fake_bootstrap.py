@@ -14,7 +14,7 @@ is its mode: FAKE_MODE in the environment, or, per request, a path starting with
               application/octet-stream
     error     POST /error (errorType "FakeError", header Lambda-Runtime-Function-Error-Type)
     crash     exit(3) in the middle of the invocation
-    sleep     sleep past the deadline, then answer (too late)
+    sleep     sleep 30 s past the deadline, then answer (too late)
     slow      sleep FAKE_SLOW_SECONDS (default 1) or the query's ?seconds=, then echo
     malformed answer a response API Gateway cannot use (statusCode missing)
     empty204  204 without a body
@@ -106,7 +106,7 @@ def handle(rt, rid, headers, event, default_mode):
         return
     if mode == "sleep":
         left = int(headers.get("lambda-runtime-deadline-ms", "0")) / 1000.0 - time.time()
-        time.sleep(max(0.0, left) + 3.0)
+        time.sleep(max(0.0, left) + 30.0)
     if mode == "slow":
         time.sleep(float((query.get("seconds") or [os.environ.get("FAKE_SLOW_SECONDS", "1")])[0]))
     if mode == "malformed":
