@@ -18,6 +18,7 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -98,6 +99,42 @@ def asleep_in_timed_wait(pid, name):
     return False
 
 
+def debug_sections(path):
+    """The names of an ELF file's .debug_* sections (none in a build without debug information,
+    such as Release's), or None when the file is no 64-bit ELF file this can read."""
+    with open(path, "rb") as f:
+        head = f.read(64)
+        if len(head) < 64 or head[:4] != b"\x7fELF" or head[4] != 2 or head[5] not in (1, 2):
+            return None
+        order = "<" if head[5] == 1 else ">"
+        shoff, = struct.unpack_from(order + "Q", head, 0x28)
+        shentsize, shnum, shstrndx = struct.unpack_from(order + "HHH", head, 0x3A)
+        f.seek(shoff)
+        table = f.read(shentsize * shnum)
+        if shentsize < 64 or len(table) < shentsize * shnum or shstrndx >= shnum:
+            return None
+        sections = [struct.unpack_from(order + "I4xQQQQ", table, i * shentsize) for i in range(shnum)]
+        names_at, names_size = sections[shstrndx][3], sections[shstrndx][4]
+        f.seek(names_at)
+        names = f.read(names_size)
+    out = []
+    for name_at, *_ in sections:
+        name = names[name_at:names.find(b"\0", name_at)].decode("ascii", "replace")
+        if name.startswith(".debug_"):
+            out.append(name)
+    return out
+
+
+def require_debug_info(pid):
+    """Fail at once where gdb could not find what a test asks it for: a taskd built without debug
+    information (Release) has neither the functions' arguments, nor their source lines, nor the
+    structures' fields, and each command's wait would run out instead (60 s each)."""
+    if debug_sections("/proc/%d/exe" % pid) == []:
+        raise AssertionError("%s has no debug information (a Release build?): the tests that hold its "
+                             "threads with gdb need it; build it with scripts/test.sh (RelWithDebInfo) "
+                             "or as Debug" % os.readlink("/proc/%d/exe" % pid))
+
+
 class Gdb:
     """gdb attached to a running process in non-stop mode, so that a breakpoint holds only the
     thread that reaches it; cmd() sends a command, and what gdb says collects in said.
@@ -112,6 +149,7 @@ class Gdb:
     THREAD_ROW = re.compile(r"^[* ] +\d+ +Thread ")
 
     def __init__(self, pid):
+        require_debug_info(pid)
         self.proc = subprocess.Popen(["gdb", "-q", "-nx"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.said = []
