@@ -18,8 +18,9 @@ if [ "${SANITIZE:-0}" = 1 ]; then
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1
     export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 else
-    # the build type named, not left to the cache: the run command builds build/ in Release,
-    # which has no debug information for the tests that hold taskd's threads with gdb
+    # the build type named, not left to the cache: a build/ configured in Release by hand has
+    # no debug information for the tests that hold taskd's threads with gdb (the run command
+    # builds build-release/)
     dir="$root/build"
     jobs=${TEST_JOBS:-3}
     "$root/scripts/build.sh" "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo
