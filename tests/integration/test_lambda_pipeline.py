@@ -54,11 +54,18 @@ from harness import (LAMBDA_DIR, Response, UDPListener, bootstrap_bin, clean_env
 sys.path.insert(0, LAMBDA_DIR)
 import dynamodb_local  # noqa: E402
 import fauxqs  # noqa: E402
-from emulator import PatternError, aws_json, check_pattern, matches_any, pattern_matches  # noqa: E402
+from emulator import (MAPPING_READY_TIMEOUT, PatternError, aws_json, check_pattern, matches_any,  # noqa: E402
+                      pattern_matches)
 
 EMULATOR = os.path.join(LAMBDA_DIR, "emulator.py")
 REGION = "eu-west-1"
-START_TIMEOUT = 30.0
+# The wait for the emulator's "listening" line, which comes once every environment's init has
+# ended (each up to the limit of an init the stacks give, Lambda's 10 s) and the mappings have
+# placed their first iterators (up to MAPPING_READY_TIMEOUT, 20 s), after the emulator's own
+# start (up to 12 s at a load of 31): it guards against an emulator that never listens, and holds
+# past the longest start the emulator allows itself, where 30 s did not.
+STACK_INIT_TIMEOUT = 10.0
+START_TIMEOUT = STACK_INIT_TIMEOUT + MAPPING_READY_TIMEOUT + 60.0
 SEED_BODY = {"task_type": "TASK1", "data": {"foo": "bar"}, "ttl": "1662381756"}
 # Only task items reach the publisher: idempotency-key items and meta#secret have no task_type.
 TASK_ITEMS = {"dynamodb": {"NewImage": {"task_type": {"S": [{"exists": True}]}}}}
@@ -281,7 +288,8 @@ class Stack:
         """function(key, handler, timeout, env, ...) adding a function with an X-Ray daemon of its own."""
         def function(key, handler, timeout, env, events=(), concurrency=1, http=None, bootstrap=None):
             self.daemons[key] = XRayDaemon(key)
-            f = {"handler": handler, "timeout": timeout, "concurrency": concurrency, "tracing": "Active",
+            f = {"handler": handler, "timeout": timeout, "init_timeout": STACK_INIT_TIMEOUT,
+                 "concurrency": concurrency, "tracing": "Active",
                  "environment": dict(env, AWS_XRAY_DAEMON_ADDRESS=self.daemons[key].address),
                  "events": list(events)}
             if http:
