@@ -15,7 +15,7 @@
 # taskd RSS (idle and after load). See bench/README.md.
 #
 # Env options: RUNS (5), DURATION (5, seconds per wrk run), CONNECTIONS (50),
-#   THREADS (2), TASKD (build/taskd under the repo root), SEED (1000 tasks
+#   THREADS (2), TASKD (build-release/taskd under the repo root), SEED (1000 tasks
 #   created before the load), SKIP_TASKD (1 = nginx baseline only),
 #   NGINX (nginx binary, found on PATH or /usr/sbin/nginx).
 set -euo pipefail
@@ -28,7 +28,7 @@ CONNECTIONS=${CONNECTIONS:-50}
 THREADS=${THREADS:-2}
 SEED=${SEED:-1000}
 SKIP_TASKD=${SKIP_TASKD:-0}
-TASKD=${TASKD:-$ROOT/build/taskd}
+TASKD=${TASKD:-$ROOT/build-release/taskd}
 
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"

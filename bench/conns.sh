@@ -11,7 +11,7 @@
 #
 # Env options: CONNECTIONS (1000), THREADS (2), DURATION (10, seconds of wrk),
 #   HOLD (1000, idle/trickling connections), HOLD_SECONDS (5), TASKD
-#   (build/taskd under the repo root), PYTHON.
+#   (build-release/taskd under the repo root), PYTHON.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -21,7 +21,7 @@ THREADS=${THREADS:-2}
 DURATION=${DURATION:-10}
 HOLD=${HOLD:-1000}
 HOLD_SECONDS=${HOLD_SECONDS:-5}
-TASKD=${TASKD:-$ROOT/build/taskd}
+TASKD=${TASKD:-$ROOT/build-release/taskd}
 PYTHON=${PYTHON:-python3}
 
 # shellcheck source=bench/lib.sh

@@ -25,7 +25,7 @@ require_taskd() {
   if [[ ! -x $TASKD ]]; then
     echo "$(basename "$0"): taskd binary not found at $TASKD" >&2
     echo "Build it first (from $ROOT):" >&2
-    echo "  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build" >&2
+    echo "  cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release && cmake --build build-release" >&2
     exit 1
   fi
 }

@@ -22,7 +22,7 @@
 #   LAT_POLL_MS (0.5), POLL_MS (20), SWEEP_N (N/4), SWEEP_REPEAT (2: runs per sweep point, the
 #   best counts), BULLMQ_PROCS ("1 2"),
 #   BULLMQ_CONCURRENCY ("1 4 16 64 256"), BEANSTALKD_PROCS ("1 2"), BEANSTALKD_CONNS ("1 4 16"),
-#   TIMEOUT (300 s per run), TASKD (build/taskd), PYTHON, KEEP_TMP (1 = keep the temp dir),
+#   TIMEOUT (300 s per run), TASKD (build-release/taskd), PYTHON, KEEP_TMP (1 = keep the temp dir),
 #   QUICK (1 = a smoke check in well under a minute: small N, one round, a small sweep).
 set -euo pipefail
 
@@ -51,7 +51,7 @@ BULLMQ_CONCURRENCY=${BULLMQ_CONCURRENCY:-"1 4 16 64 256"}
 BEANSTALKD_PROCS=${BEANSTALKD_PROCS:-"1 2"}
 BEANSTALKD_CONNS=${BEANSTALKD_CONNS:-"1 4 16"}
 TIMEOUT=${TIMEOUT:-300}
-TASKD=${TASKD:-$ROOT/build/taskd}
+TASKD=${TASKD:-$ROOT/build-release/taskd}
 
 require_positive N
 [[ $SWEEP_N != quarter ]] || SWEEP_N=$(((N + 3) / 4))

@@ -25,7 +25,7 @@
 #   DATA_BYTES (0: each throughput POST's data also carries a string of that many bytes),
 #   HANDLER_BATCH (100), HANDLER_CONCURRENCY (2), HANDLER_TIMEOUT (10),
 #   CONSUMER_BATCH (500), VISIBILITY_TIMEOUT (60), MAX_RECEIVE_COUNT (3),
-#   TASKD (build/taskd), SYNC (full: taskd --sync full or normal),
+#   TASKD (build-release/taskd), SYNC (full: taskd --sync full or normal),
 #   TASKD_THREADS (taskd --threads; unset = taskd's default),
 #   POST_TIMEOUT (300 s), COMPLETE_TIMEOUT (120 s),
 #   EXPORTER ("VAR=value ..." added to taskd's environment, e.g.
@@ -56,7 +56,7 @@ POST_TIMEOUT=${POST_TIMEOUT:-300}
 COMPLETE_TIMEOUT=${COMPLETE_TIMEOUT:-120}
 TASKD_THREADS=${TASKD_THREADS:-}
 EXPORTER=${EXPORTER:-}
-TASKD=${TASKD:-$ROOT/build/taskd}
+TASKD=${TASKD:-$ROOT/build-release/taskd}
 SYNC=${SYNC:-full}
 
 # shellcheck source=bench/lib.sh

@@ -18,7 +18,7 @@
 # Env options: N (1000000), CONNECTIONS (50), THREADS (2, wrk threads),
 #   INTERVAL (5 s between samples), SETTLE (10 s idle before the last sample),
 #   HANDLER_BATCH (100), HANDLER_CONCURRENCY (2), CONSUMER_BATCH (500),
-#   TIMEOUT (3600 s for the whole push and drain), TASKD (build/taskd),
+#   TIMEOUT (3600 s for the whole push and drain), TASKD (build-release/taskd),
 #   SWEEP_INTERVAL (60 s),
 #   KEEP_TMP (1 = keep the temp dir). See bench/README.md.
 set -euo pipefail
@@ -35,7 +35,7 @@ HANDLER_CONCURRENCY=${HANDLER_CONCURRENCY:-2}
 CONSUMER_BATCH=${CONSUMER_BATCH:-500}
 TIMEOUT=${TIMEOUT:-3600}
 SWEEP_INTERVAL=${SWEEP_INTERVAL:-60}
-TASKD=${TASKD:-$ROOT/build/taskd}
+TASKD=${TASKD:-$ROOT/build-release/taskd}
 
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
