@@ -311,7 +311,7 @@ class RestApiEvents(EmulatorTestCase):
         chunks = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 1000]), body[i:i + 1000])
                           for i in range(0, len(body), 1000)) + b"0\r\n\r\n"
         res = raw_exchange(self.emu.port, b"POST /chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
-                           b"Connection: close\r\n\r\n" + chunks)
+                           b"Connection: close\r\n\r\n" + chunks, timeout=REQUEST_TIMEOUT)
         self.assertIsNotNone(res)
         status, _, rbody = res
         self.assertEqual(status, 200, rbody[:300])
@@ -400,7 +400,7 @@ class RestApiEvents(EmulatorTestCase):
         before = self.settled_invocations()
         head = (b"POST /big HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                 b"Content-Length: %d\r\n\r\n{\"a\": " % (10 * 1024 * 1024 + 1))
-        res = raw_exchange(self.emu.port, head, timeout=5)
+        res = raw_exchange(self.emu.port, head, timeout=REQUEST_TIMEOUT)
         self.assertIsNotNone(res, "no answer to an 10 MB + 1 body")
         self.assertEqual(res[0], 413, res)
         self.assertEqual(json.loads(res[2]), {"message": "Request Entity Too Large"})
@@ -413,7 +413,7 @@ class RestApiEvents(EmulatorTestCase):
         body = b'{"a": "' + b"x" * (6 * 1024 * 1024) + b'"}'
         head = (b"POST /big HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                 b"Content-Length: %d\r\n\r\n" % len(body))
-        res = raw_exchange(self.emu.port, head + body, timeout=10)
+        res = raw_exchange(self.emu.port, head + body, timeout=REQUEST_TIMEOUT)
         self.assertIsNotNone(res, "no answer to a 6 MB body")
         self.assertEqual(res[0], 413, res[:2])
         self.assertEqual(json.loads(res[2]), {"message": "Request Entity Too Large"})
