@@ -61,10 +61,10 @@ void sbuf_double(sbuf *b, double d);
 /* d as sbuf_double() appends it, into out. */
 void double_text(char out[DOUBLE_TEXT_MAX], double d);
 /*
- * d as Go's fmt.Print writes a float64 (strconv.FormatFloat(d, 'g', -1, 64)), which is how
- * Prometheus's Go client writes a bucket's le: the same digits as double_text(), in exponent form
- * below 1e-4 and from 1e6 ("1e-05", "1.048576e+06"), else without a ".0" ("1", "100000", "0.25");
- * 0 and -0 as "0", "NaN", "+Inf", "-Inf".
+ * d as Prometheus's Go client writes a bucket's le (expfmt's writeFloat(): strconv.FormatFloat(d,
+ * 'g', -1, 64), but 0 for -0 too): the same digits as double_text(), in exponent form below 1e-4
+ * and from 1e6 ("1e-05", "1.048576e+06"), else without a ".0" ("1", "100000", "0.25"); 0 and -0
+ * as "0" (where FormatFloat writes "-0"), "NaN", "+Inf", "-Inf".
  */
 void double_text_go(char out[DOUBLE_TEXT_MAX], double d);
 /*
