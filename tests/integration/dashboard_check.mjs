@@ -2301,6 +2301,80 @@ await step('a search refused with a 401 once a token is entered does not ask for
   check(await p.isHidden('#search-error'), 'under the search field: ' + quote(await p.textContent('#search-error')));
 }), ['loaded']);
 
+// A read made again with the token entered (api()) and refused again, now with the token held, is
+// that token's refusal: the page asks for another once, and makes the read no more (a 401 of the
+// read made again, taken for one of another token, would make it again without end). Here the
+// search is refused with or without a token.
+await step('a search made again with the token entered and refused again asks for a token once, and is not made again', () => withPage(async (p) => {
+  await quickTimers(p, {read: 60000});
+  const id = await postTask({read: 'refused'}, 'manual');
+  await p.route((url) => url.pathname === '/metrics', asksWithoutToken);
+  const reads = [];
+  let first;
+  const held = new Promise((resolve) => (first = resolve));
+  await p.route((url) => url.pathname === '/tasks/' + id, (route) => {
+    reads.push(withToken(route) ? 'with the token' : 'without one');
+    if (reads.length === 1) first(route);
+    else route.fulfill(ASKS_TOKEN);
+  });
+  const readsSaid = () => 'the search was read ' + reads.length + ' times: ' + reads.slice(0, 4).join(', ') +
+                          (reads.length > 4 ? ', ...' : '');
+  await p.goto(BASE + '/');
+  await p.fill('#search', id);
+  await p.press('#search', 'Enter');
+  const read = await within(held, WAIT, 'the page did not search for the task');
+  await p.waitForSelector('#token-form:not([hidden])', {timeout: WAIT});
+  await p.fill('#token-input', 'a-token');
+  await p.click('#token-form button[type="submit"]');
+  await p.waitForSelector('#token-form', {state: 'hidden', timeout: WAIT});
+  await read.fulfill(ASKS_TOKEN);
+  await p.waitForSelector('#token-form:not([hidden])', {timeout: WAIT}).catch(async () => {
+    throw new Error('the search refused with the token held did not ask for a token; ' + readsSaid() +
+                    ', the banner says ' + quote(await p.textContent('#banner')));
+  });
+  await p.waitForTimeout(1000); // a read made again without end comes within it
+  check(reads.join(', ') === 'without one, with the token', readsSaid());
+  const banner = await p.textContent('#banner');
+  check(/^taskd refused the token \(401: /.test(banner), 'the banner says ' + quote(banner));
+}), ['loaded']);
+
+// A write is not made again: refused with a 401 once a token is entered, sent without one (another
+// route asked for one), its refusal is said under the form alone, and the page does not ask for a
+// token again (that token was never sent). Here the form's POST is held until the token is entered.
+await step('a task created without a token, refused with a 401 once one is entered, is not sent again, and says so under the form alone', () => withPage(async (p) => {
+  await quickTimers(p, {read: 60000});
+  await p.route((url) => url.pathname === '/metrics', asksWithoutToken);
+  const posts = [];
+  let first;
+  const held = new Promise((resolve) => (first = resolve));
+  await p.route((url) => url.pathname === '/tasks', (route) => {
+    if (route.request().method() !== 'POST') return route.fallback();
+    posts.push(route.request().postData());
+    if (posts.length === 1) first(route);
+    else route.fallback();
+  });
+  await p.goto(BASE + '/');
+  await p.waitForSelector('#token-form:not([hidden])', {timeout: WAIT});
+  await p.waitForSelector('#create-type option[value="manual"]', {state: 'attached', timeout: WAIT});
+  await p.selectOption('#create-type', 'manual');
+  await p.fill('#create-data', '{"write": "refused"}');
+  await p.click('#create-submit');
+  const write = await within(held, WAIT, 'the page did not send the task');
+  await p.fill('#token-input', 'a-token');
+  await p.click('#token-form button[type="submit"]');
+  await p.waitForSelector('#token-form', {state: 'hidden', timeout: WAIT});
+  await write.fulfill(ASKS_TOKEN);
+  const said = '#create-form .field-error[data-field="body"]';
+  await p.waitForFunction((s) => document.querySelector(s).textContent !== '', said, {timeout: WAIT}).catch(async () => {
+    throw new Error('the form says nothing of its refusal; it shows ' + quote(await p.textContent('#create-result')));
+  });
+  check(await p.textContent(said) === 'A bearer token is required', 'under the form: ' + quote(await p.textContent(said)));
+  await p.waitForTimeout(1000); // a write made again comes within it
+  check(posts.length === 1, 'the task was sent ' + posts.length + ' times');
+  check(await p.isHidden('#token-form'), 'a write sent without a token, refused once one was entered, asks for a token ' +
+        'again, the banner saying ' + quote(await p.textContent('#banner')));
+}), ['loaded']);
+
 // Two searches under way at once, answered out of order: the older, taken last, opened its task over
 // the newer one's. Here the first is held until the newer one's task is open, then answered.
 await step("a search answered after a newer one opened its task leaves the newer one's task open", () => withPage(async (p) => {

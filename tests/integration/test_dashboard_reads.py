@@ -25,10 +25,12 @@ task types, of the task in the drawer, or of /metrics, made before a token was e
 route asked for one) and refused with a 401 after the read made with the token worked does not ask
 for a token again, nor does a read of the drawer's task, of the list (the token's digest held back)
 or a search, refused once the token is entered, before the drawer or the list is read with it (the
-search is made again with it, and opens its task). A search answered after a newer one opened its
-task leaves that task open. A drawer closed while its task is read shows nothing of the answer. A
-tab that runs no animation frames (as out of sight) keeps no rows that 400 new tasks (a stream
-answered by the test) pushed off its page.
+search is made again with it, and opens its task); made again with the token and refused again, the
+search asks for a token once and is not made again. A task created without a token, refused with a
+401 once one is entered, is not sent again: the form says its refusal, and the page does not ask for
+a token again. A search answered after a newer one opened its task leaves that task open. A drawer
+closed while its task is read shows nothing of the answer. A tab that runs no animation frames (as
+out of sight) keeps no rows that 400 new tasks (a stream answered by the test) pushed off its page.
 """
 
 import os
