@@ -39,6 +39,7 @@
 #include <dirent.h>
 #include <sqlite3.h>
 #include <errno.h>
+#include <limits.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <sched.h>
@@ -2291,7 +2292,10 @@ static int64_t newest_send_by_every_row(const config *c)
         const queue_config *q = config_queue(c, (const char *)sqlite3_column_text(st, 0));
         if (!q)
             continue;
-        int64_t by_expiry = sqlite3_column_int64(st, 1) - (int64_t)q->retention * 1000;
+        int64_t by_expiry; /* an expiry set by hand far behind: as far behind as can be */
+        if (__builtin_sub_overflow(sqlite3_column_int64(st, 1), (int64_t)q->retention * 1000,
+                                   &by_expiry))
+            by_expiry = INT64_MIN;
         int64_t by_send = sqlite3_column_int64(st, 2);
         int64_t at = by_expiry < by_send ? by_expiry : by_send;
         if (at > last)
@@ -2394,6 +2398,140 @@ static void test_the_check_for_a_clock_gone_back_is_a_read_of_every_message(void
         free(log);
     }
     config_free(&c);
+}
+
+/* The next of a test's pseudo-random numbers (xorshift64). */
+static uint64_t next_random(uint64_t *state)
+{
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    return *state;
+}
+
+/* Set the send and the expiry of message id. */
+static void set_message_times(int64_t id, int64_t sent_ms, int64_t expires_ms)
+{
+    sqlite3_stmt *st =
+        own_stmt(SQLITE_OPEN_READWRITE, "UPDATE messages SET sent_ms = ?2, expires_ms = ?3 "
+                                        "WHERE id = ?1");
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, sent_ms);
+    sqlite3_bind_int64(st, 3, expires_ms);
+    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+    own_done(st);
+}
+
+/* A time for a message's send or expiry, around now (base) and retention_s (that of a queue the
+ * message may or may not be in): behind, less than a second ahead, hours ahead, a retention's
+ * length ahead give or take less than a second or an hour, a month ahead, or at either end of
+ * what a value set by hand can be. */
+static int64_t random_time(uint64_t *r, int64_t base, unsigned retention_s)
+{
+    int64_t ret = (int64_t)retention_s * 1000;
+    switch (next_random(r) % 9) {
+    case 0:
+        return base - (int64_t)(next_random(r) % (15 * 24 * 3600000ull));
+    case 1:
+        return base + (int64_t)(next_random(r) % 800);
+    case 2:
+        return base + (int64_t)(next_random(r) % (4 * 3600000ull));
+    case 3:
+        return base + ret - (int64_t)(next_random(r) % 800);
+    case 4:
+        return base + ret + (int64_t)(next_random(r) % 800);
+    case 5:
+        return base + ret + 2000 + (int64_t)(next_random(r) % 3600000ull);
+    case 6:
+        return base + 30 * 24 * 3600000ll;
+    case 7:
+        return next_random(r) % 2 ? INT64_MAX : INT64_MIN;
+    default:
+        return base;
+    }
+}
+
+/*
+ * The check for a clock gone back holds to a read of every message over random states: in each
+ * round, queues configured or not (one of them with no message), of retentions of 0, a second,
+ * an hour, 4 and 14 days or more than any, none the ones the messages were sent with; each
+ * message's send and expiry behind, less than a second ahead, ahead by hours, by its retention
+ * give or take, a month ahead, or at an end of what a 64-bit value can be. The first message,
+ * in the queue no longer configured, keeps ordinary times for the move to be read from it.
+ */
+static void test_the_check_for_a_clock_gone_back_holds_to_every_row_at_random(void **state)
+{
+    fx *f = *state;
+    static const char *const names[] = {"a", "work", "work-dlq", "empty", "zz"};
+    static const unsigned retentions[] = {0, 1, 3600, 4 * 24 * 3600, 14 * 24 * 3600, UINT_MAX};
+    queue_config zz = make_queue("zz", 30, 0, NULL, 0);
+    publish_bodies(f->b, &zz, 0, 1, NULL);
+    for (int i = 0; i < 3; i++) {
+        queue_config q = make_queue(names[i], 30, 0, NULL, 0);
+        publish_bodies(f->b, &q, 1 + 2 * i, 2, NULL);
+    }
+    int64_t ids[7];
+    sqlite3_stmt *st = own_stmt(SQLITE_OPEN_READONLY, "SELECT id FROM messages ORDER BY id");
+    for (int i = 0; i < 7; i++) {
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        ids[i] = sqlite3_column_int64(st, 0);
+    }
+    own_done(st);
+
+    uint64_t seed = (uint64_t)clock_unix_ns() | 1, r = seed;
+    for (int round = 0; round < 40; round++) {
+        config c;
+        queue_config first = make_queue(names[0], 30, 0, NULL, 0);
+        config_of_queue(&c, &first, 30);
+        c.n_queues = 0;
+        unsigned kept[5] = {0};
+        for (int i = 0; i < 4; i++) {
+            kept[i] = retentions[next_random(&r) % 6];
+            if (next_random(&r) % 4 == 0)
+                continue; /* not configured this round */
+            c.queues[c.n_queues] = make_queue(names[i], 30, 0, NULL, 0);
+            c.queues[c.n_queues++].retention = kept[i];
+        }
+        int64_t wall = wall_ms(), steady = clock_steady_ms();
+        for (int i = 1; i < 7; i++) {
+            unsigned ret = kept[(i - 1) / 2];
+            set_message_times(ids[i], random_time(&r, wall, 0), random_time(&r, steady, ret));
+        }
+        int64_t probe = steady + (int64_t)(next_random(&r) % 3600000);
+        set_message_times(ids[0], wall - 1000, probe);
+
+        int64_t from = clock_steady_ms(), last = newest_send_by_every_row(&c);
+        char *log = NULL;
+        reopen_configured(f, &c, &log);
+        int64_t to = clock_steady_ms();
+        st = own_stmt(SQLITE_OPEN_READONLY, "SELECT expires_ms FROM messages WHERE id = ?1");
+        sqlite3_bind_int64(st, 1, ids[0]);
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        int64_t after = sqlite3_column_int64(st, 0);
+        own_done(st);
+        /* ahead by a second or more at both ends of the open: moved back by as far; by less at
+         * both: not moved; in between (a loaded machine), either */
+        bool must = last != INT64_MIN && last - to >= 1000;
+        bool must_not = last == INT64_MIN || last - from < 1000;
+        bool moved_right =
+            last != INT64_MIN && after <= probe - (last - to) && after >= probe - (last - from);
+        if ((must && !moved_right) || (must_not && after != probe) ||
+            (!must && !must_not && after != probe && !moved_right))
+            print_error("seed %llu, round %d: the probe's expiry went from %lld to %lld, where "
+                        "every row says %lld ms ahead at the open's start, %lld at its end\n",
+                        (unsigned long long)seed, round, (long long)probe, (long long)after,
+                        (long long)(last == INT64_MIN ? INT64_MIN : last - from),
+                        (long long)(last == INT64_MIN ? INT64_MIN : last - to));
+        if (must)
+            assert_true(moved_right);
+        else if (must_not)
+            assert_int_equal(after, probe);
+        else
+            assert_true(after == probe || moved_right);
+        expect_not_logged(log, "cannot check");
+        free(log);
+        config_free(&c);
+    }
 }
 
 /* Where the note of the queue clock in meta says it was, or INT64_MIN when there is none. */
@@ -7081,6 +7219,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_open_unhides_in_every_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_the_check_for_a_clock_gone_back_is_a_read_of_every_message, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_the_check_for_a_clock_gone_back_holds_to_every_row_at_random, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_warns_when_it_cannot_check_for_a_clock_gone_back,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_move_that_fails_keeps_the_note_of_the_queue_clock,
