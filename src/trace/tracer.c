@@ -370,6 +370,11 @@ tracer *tracer_new(const tracer_options *o, char *err, size_t errlen)
     }
 
     if (!t->cfg.disabled) {
+        /* before the X-Ray exporter starts its lookup: curl_global_init() runs beside no thread */
+        if (t->cfg.endpoint && o->curl_init && !o->curl_init(err, errlen)) {
+            release(t);
+            return NULL;
+        }
         const char *address = getenv("AWS_XRAY_DAEMON_ADDRESS");
         if (address && *address) {
             xray_mode mode = o->xray_subsegments ? XRAY_SUBSEGMENTS : XRAY_SEGMENTS;
@@ -382,10 +387,6 @@ tracer *tracer_new(const tracer_options *o, char *err, size_t errlen)
                 t->exporters[t->n_exporters++] = xray;
         }
         if (t->cfg.endpoint) {
-            if (o->curl_init && !o->curl_init(err, errlen)) {
-                release(t);
-                return NULL;
-            }
             if (!(otlp =
                       export_otlp_new(&t->cfg, &t->resource, o->otlp_clock_ns, o->otlp_backoff_ms)))
                 goto nomem;

@@ -64,10 +64,10 @@ typedef struct tracer_options {
      * for each retry after it (export_otlp.h). A test whose subject is not the spacing of the
      * retries shortens it. */
     int otlp_backoff_ms;
-    /* Called before the OTLP exporter is made, when one is configured: makes libcurl ready (a
-     * program that loads it only when it is needed, as taskd does, loads it here); false, with a
-     * reason in err, fails tracer_new(). NULL: the program links libcurl and has called
-     * tracer_global_init(). */
+    /* Called before any exporter is made or thread started, when an OTLP exporter is
+     * configured: makes libcurl ready (a program that loads it only when it is needed, as taskd
+     * does, loads it here); false, with a reason in err, fails tracer_new(). NULL: the program
+     * links libcurl and has called tracer_global_init(). */
     bool (*curl_init)(char *err, size_t errlen);
 } tracer_options;
 

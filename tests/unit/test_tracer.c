@@ -277,9 +277,13 @@ static void *counted_run(void *p)
     return r;
 }
 
+/* Every thread started through pthread_create(), detached or not. */
+static atomic_int threads_started;
+
 int __wrap_pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(void *),
                           void *arg)
 {
+    atomic_fetch_add(&threads_started, 1);
     int detach;
     if (!attr || pthread_attr_getdetachstate(attr, &detach) != 0 ||
         detach != PTHREAD_CREATE_DETACHED)
@@ -2770,6 +2774,41 @@ static void test_curl_init_only_for_an_otlp_exporter(void **state)
     test_trace_env_clear();
 }
 
+/* A curl_init that succeeds, noting how many threads had been started when it was called. */
+static int threads_at_curl_init;
+static bool curl_init_notes_threads(char *err, size_t errlen)
+{
+    (void)err;
+    (void)errlen;
+    threads_at_curl_init = atomic_load(&threads_started);
+    return true;
+}
+
+/*
+ * libcurl is made ready before tracer_new() starts any thread, the X-Ray exporter's lookup of a
+ * daemon's name at start among them: curl_global_init() must not run beside other threads (the
+ * libraries it starts are not all safe against them), and taskd's curl_init runs it.
+ */
+static void test_curl_init_before_any_thread(void **state)
+{
+    (void)state;
+    test_trace_env_clear();
+    atomic_store(&daemon_resolves, true);
+    atomic_store(&detached_ended, 0);
+    setenv("AWS_XRAY_DAEMON_ADDRESS", DAEMON_NAME ":2000", 1); /* looked up on a thread */
+    setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318", 1);
+    tracer_options o = {.service_name = "t", .curl_init = curl_init_notes_threads};
+    char err[256] = "";
+    int before = atomic_load(&threads_started);
+    threads_at_curl_init = -1;
+    tracer *t = tracer_new(&o, err, sizeof err);
+    assert_non_null(t);
+    assert_int_equal(wait_atomic(&detached_ended, 1), 1); /* the lookup at start, ended */
+    tracer_free(t);
+    test_trace_env_clear();
+    assert_int_equal(threads_at_curl_init, before);
+}
+
 int main(void)
 {
     tracer_global_init();
@@ -2777,6 +2816,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_local_store_sorted_copies),
         cmocka_unit_test(test_curl_init_only_for_an_otlp_exporter),
+        cmocka_unit_test(test_curl_init_before_any_thread),
         cmocka_unit_test(test_local_store_keeps_the_newest),
         cmocka_unit_test(test_local_store_off),
         cmocka_unit_test(test_null_and_defaults),
