@@ -77,8 +77,8 @@ typedef struct xray_exporter {
     bool tried;                /* a lookup after the one at start has failed... */
     int64_t tried_ns;          /* ...and ended at this time */
     char unresolved[160];      /* why the daemon has no socket yet, for the warnings */
-    atomic_bool hurried;       /* a flush or shutdown: no lookup now... */
-    _Atomic int64_t hurry_ns;  /* ...nor a wait for one past this (monotonic ns) */
+    atomic_bool hurried;       /* a flush or shutdown: no wait for a lookup... */
+    _Atomic int64_t hurry_ns;  /* ...past this (monotonic ns) */
     pthread_mutex_t mu;        /* job, against hurry() */
     lookup_job *job;           /* the lookup under way, or ended unread; NULL: none */
 } xray_exporter;
