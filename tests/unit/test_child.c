@@ -770,6 +770,47 @@ static void test_kill_while_the_tree_grows(void **state)
     assert_int_equal(errno, ECHILD);
 }
 
+/* More descendants than one round of the supervisor's clearing lists (1024, the root among them):
+ * what a round misses, here by its cap as a process forked or read before its parent would be,
+ * is found and killed in the rounds after it, while one descendant is alive. They are in a
+ * session and a group of their own, which the kill of the program's group in child_reap() does
+ * not reach; the grace is long, so that only the rounds can clear them. */
+static void test_what_a_round_misses_a_later_one_kills(void **state)
+{
+    (void)state;
+    if (!have_setsid())
+        skip();
+    char pidfile[64];
+    temp_name(pidfile, sizeof pidfile);
+    const char *script =
+        "f=$1; setsid sh -c 'i=0; while [ $i -lt 1100 ]; do sleep 60 & i=$((i+1)); done; "
+        "echo $$ > \"$1.tmp\"; mv \"$1.tmp\" \"$1\"; wait' sh \"$f\" & "
+        "while [ ! -s \"$f\" ]; do sleep 0.01; done";
+    char *argv[] = {"sh", "-c", (char *)script, "sh", pidfile, NULL};
+    char *env[] = {"PATH=/usr/local/bin:/usr/bin:/bin", NULL};
+    child_spec spec = {.path = SH,
+                       .argv = argv,
+                       .env = env,
+                       .stdout_max = 1 << 16,
+                       .stderr_tail = 256,
+                       .drain_ms = 100,
+                       .kill_grace_ms = 60000};
+    child *c = child_new(&spec);
+    assert_non_null(c);
+    int status;
+    assert_int_equal(run(c, 120000, &status), CHILD_EXITED);
+    child_free(c);
+    pid_t group[1];
+    unsigned long long written = 0;
+    assert_int_equal(read_pids(pidfile, group, 1, &written), 1);
+    unlink(pidfile);
+    if (kill(-group[0], 0) == 0) {
+        (void)kill(-group[0], SIGKILL);
+        fail_msg("the group of %d outlived its run", (int)group[0]);
+    }
+    assert_int_equal(errno, ESRCH);
+}
+
 /* SIGKILL of the process that runs the child (here a fork of this test that does what the
  * exec handler does): the supervisor's parent-death signal kills the program and everything it
  * started, the session escapee and the background process included. */
@@ -1700,6 +1741,7 @@ int main(void)
         cmocka_unit_test(test_normal_end_kills_escaped_descendants),
         cmocka_unit_test(test_timeout_kills_escaped_descendants),
         cmocka_unit_test(test_kill_while_the_tree_grows),
+        cmocka_unit_test(test_what_a_round_misses_a_later_one_kills),
         cmocka_unit_test(test_parent_sigkill_kills_the_run),
         cmocka_unit_test(test_only_stdio_is_inherited),
         cmocka_unit_test(test_the_program_ignores_and_blocks_no_signal),
