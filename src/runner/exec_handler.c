@@ -525,9 +525,10 @@ static void report_failure(handler_result *out, const exec_handler *x, const chi
     int code;
     child_step step = child_failure(c, &code);
     const char *why = errstr(code, ebuf, sizeof ebuf);
-    /* taskd's own shortage, not the task's outcome: to start it, or to keep what it printed */
+    /* taskd's own shortage, not the task's outcome: to start it, to wait for it, or to keep
+     * what it printed */
     out->retry = ((step == CHILD_PIPES || step == CHILD_SPAWN) && short_of_resources(code)) ||
-                 (step == CHILD_READ_STDOUT && code == ENOMEM);
+                 ((step == CHILD_POLL || step == CHILD_READ_STDOUT) && code == ENOMEM);
     out->lost = step == CHILD_SUPERVISOR; /* killed under the run: its end is not known */
     switch (step) {
     case CHILD_PIPES:

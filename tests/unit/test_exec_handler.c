@@ -118,6 +118,10 @@ static _Atomic(handler *) poll_abort_running;
  * libc's, and poll_held_up stays set.
  */
 static atomic_bool poll_held_up;
+/* While set, the start's wait for the supervisor's report (a poll of two descriptors, the kill's
+ * eventfd first) fails with ENOMEM, as a kernel short of memory fails it; cleared once
+ * done. */
+static atomic_bool start_poll_fails;
 /*
  * And one that holds the thread up past the deadline while an abort comes: a wait's call made
  * while poll_abort_late names a handler (the program's end not read yet) sleeps past the call's
@@ -205,8 +209,19 @@ static int abort_and_answer(handler *h, struct pollfd *fds, nfds_t n, bool end_s
     return kept;
 }
 
+/* Whether a call of two descriptors while start_poll_fails is set is the start's wait, which it
+ * makes fail: cleared if so. */
+static bool fails_as_the_start(const struct pollfd *fds)
+{
+    return is_eventfd(fds[0].fd) && atomic_exchange(&start_poll_fails, false);
+}
+
 int poll(struct pollfd *fds, nfds_t n, int timeout)
 {
+    if (n == 2 && atomic_load(&start_poll_fails) && fails_as_the_start(fds)) {
+        errno = ENOMEM;
+        return -1;
+    }
     struct timespec ts = {timeout / 1000, (long)(timeout % 1000) * 1000000};
     handler *d = atomic_load(&poll_abort_drained);
     if (d && !polls_eventfd(fds, n) &&
@@ -1029,6 +1044,28 @@ static void test_out_of_descriptors_is_retried(void **state)
     h->free(h);
 }
 
+/* A start whose wait fails for want of memory (poll(): ENOMEM) is taskd's want too, not the
+ * task's outcome: tried again (retry), and the next run completes. */
+static void test_a_wait_short_of_memory_is_retried(void **state)
+{
+    (void)state;
+    handler *h = script_handler("json_ok.sh", NULL, NULL, NULL);
+    handler_result r = {0};
+    atomic_store(&start_poll_fails, true);
+    run_task(h, "t1", "{}", NULL, 10, &r);
+    assert_false(atomic_load(&start_poll_fails));
+    assert_false(r.ok);
+    assert_string_equal(r.status_msg, "exec: poll: Cannot allocate memory");
+    assert_true(r.retry);
+    assert_false(r.lost);
+    handler_result_clear(&r);
+    memset(&r, 0, sizeof r);
+    run_task(h, "t1", "{}", NULL, 10, &r);
+    assert_true(r.ok);
+    handler_result_clear(&r);
+    h->free(h);
+}
+
 /* EXEC_RUN_FDS, which taskd keeps out of the HTTP listener's bound for each run, is what a run
  * needs: one fewer and it is not started (retry), that many and it runs; none is left open. */
 static void test_a_run_needs_exactly_exec_run_fds(void **state)
@@ -1812,6 +1849,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_creation_refuses_what_cannot_run),
         cmocka_unit_test(test_program_removed_after_creation),
         cmocka_unit_test(test_out_of_descriptors_is_retried),
+        cmocka_unit_test(test_a_wait_short_of_memory_is_retried),
         cmocka_unit_test(test_a_run_needs_exactly_exec_run_fds),
         cmocka_unit_test(test_a_run_without_its_kill_eventfd_is_not_started),
         cmocka_unit_test(test_child_gets_default_signal_state),
