@@ -64,8 +64,8 @@ static child_spec script_spec(char **argv, const char *script, char **env)
 }
 
 /* A spec running `sh -c script sh pidfile` (the script writes its pids there) on the PATH, with
- * small limits and a 300 ms kill grace: for the programs whose supervisor stops or dies. argv
- * has room for 6. */
+ * small limits and a 300 ms kill grace: for the programs whose supervisor stops or dies, or
+ * clears a tree. argv has room for 6. */
 static child_spec stopper_spec(char **argv, const char *script, const char *pidfile)
 {
     static char *path_env[] = {"PATH=/usr/local/bin:/usr/bin:/bin", NULL};
@@ -786,15 +786,9 @@ static void test_what_a_round_misses_a_later_one_kills(void **state)
         "f=$1; setsid sh -c 'i=0; while [ $i -lt 1100 ]; do sleep 60 & i=$((i+1)); done; "
         "echo $$ > \"$1.tmp\"; mv \"$1.tmp\" \"$1\"; wait' sh \"$f\" & "
         "while [ ! -s \"$f\" ]; do sleep 0.01; done";
-    char *argv[] = {"sh", "-c", (char *)script, "sh", pidfile, NULL};
-    char *env[] = {"PATH=/usr/local/bin:/usr/bin:/bin", NULL};
-    child_spec spec = {.path = SH,
-                       .argv = argv,
-                       .env = env,
-                       .stdout_max = 1 << 16,
-                       .stderr_tail = 256,
-                       .drain_ms = 100,
-                       .kill_grace_ms = 60000};
+    char *argv[6];
+    child_spec spec = stopper_spec(argv, script, pidfile);
+    spec.kill_grace_ms = 60000; /* the rounds alone clear them, not child_reap()'s group kill */
     child *c = child_new(&spec);
     assert_non_null(c);
     int status;
