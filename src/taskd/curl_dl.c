@@ -103,10 +103,15 @@ CURLcode curl_global_init(long flags)
     return ready ? fn.global_init(flags) : CURLE_FAILED_INIT;
 }
 
+/* Undoes curl_dl_init() but for the library's mapping (never unloaded): the functions fail again
+ * until it is called once more. */
 void curl_global_cleanup(void)
 {
+    pthread_mutex_lock(&load_mu);
     if (ready)
         fn.global_cleanup();
+    ready = false;
+    pthread_mutex_unlock(&load_mu);
 }
 
 CURL *curl_easy_init(void)

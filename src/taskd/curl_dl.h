@@ -23,7 +23,7 @@
  * Load libcurl and resolve the functions taskd calls, then curl_global_init() it; true at once
  * when that was done before. False with a reason in err, naming the library, when it cannot be
  * loaded, lacks one of the functions, or fails to initialise. Call it before starting a thread
- * that may use libcurl; curl_global_cleanup() undoes it.
+ * that may use libcurl; curl_global_cleanup() undoes it (the library stays mapped).
  */
 bool curl_dl_init(char *err, size_t errlen);
 /* curl_dl_init() of the library named soname: what a test of a library that is not there uses. */

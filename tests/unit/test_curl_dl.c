@@ -120,6 +120,15 @@ static void test_a_transfer_goes_through_it(void **state)
     assert_string_equal(h->data, "Expect:");
     curl_slist_free_all(h);
     assert_string_equal(curl_easy_strerror(CURLE_COULDNT_CONNECT), "Couldn't connect to server");
+
+    /* undone: nothing works until it is made ready again, which then initialises it again */
+    curl_global_cleanup();
+    assert_null(curl_easy_init());
+    assert_string_equal(curl_easy_strerror(CURLE_OK), "libcurl is not loaded");
+    assert_true(curl_dl_init(err, sizeof err));
+    CURL *again = curl_easy_init();
+    assert_non_null(again);
+    curl_easy_cleanup(again);
     curl_global_cleanup();
 }
 
