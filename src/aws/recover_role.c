@@ -11,8 +11,8 @@
 #include "core/sbuf.h"
 #include "core/uuid7.h"
 #include "publish_role.h"
-#include "util/clock.h"
 #include "sqs_event.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #include <jansson.h>

@@ -14,8 +14,9 @@
  *   - body (or the envelope's Message): the task's data when it is a JSON
  *     object;
  *   - attributes ApproximateReceiveCount (1 when absent or not a count, at
- *     most 1000000, which a count past 64 bits is too), SentTimestamp (now when absent or past
- * SQS_SENT_MS_MAX), AWSTraceHeader and DeadLetterQueueSourceArn;
+ *     most 1000000, which a count past 64 bits is too), SentTimestamp (now
+ *     when absent or past SQS_SENT_MS_MAX), AWSTraceHeader and
+ *     DeadLetterQueueSourceArn;
  *   - eventSourceARN: the queue, its last ':' segment.
  */
 #ifndef TASKD_SQS_EVENT_H
