@@ -341,6 +341,27 @@ async function waitConn(p, state, what) {
                     JSON.stringify(await p.textContent('#conn-text')) + ')' + banner + ', not ' + state);
   });
 }
+// Each state #conn of p takes from its load on, in window.__connStates: one the page holds for a
+// moment only too, which a wait for the state (a look every 500 ms, each a round trip to the page)
+// can miss on a loaded machine.
+function watchConnStates(p) {
+  return p.addInitScript(() => {
+    window.__connStates = [];
+    new MutationObserver((ms) => ms.forEach((m) => m.target.id === 'conn' && window.__connStates.push(m.target.dataset.state)))
+        .observe(document, {subtree: true, attributes: true, attributeFilter: ['data-state']});
+  });
+}
+// Waits until p's #conn has taken state after it said after (watchConnStates()), whatever it says
+// now; else fails with what, and the states it took.
+async function waitConnAfter(p, after, state, what) {
+  await p.waitForFunction(([after, state]) => {
+    const seen = window.__connStates;
+    const at = seen.indexOf(after);
+    return at >= 0 && seen.indexOf(state, at + 1) > at;
+  }, [after, state], {timeout: WAIT}).catch(async () => {
+    throw new Error(what + ': the page said ' + (await p.evaluate(() => window.__connStates.join(', '))) + ', not ' + state);
+  });
+}
 // Each sentence written for a screen reader into #conn from now on, in window.__connSaid.
 function watchConnSaid(p) {
   return p.evaluate(() => {
@@ -3984,6 +4005,7 @@ await step('a stream held open and silent is said lost, closed, and opened again
   await withServer(answer, (served) => withPage(async (p36) => {
     await quickTimers(p36, {silence: headed});
     await silences(p36, silence, headed);
+    await watchConnStates(p36);
     await p36.route((url) => url.pathname === '/tasks', (route) => route.fulfill({
       status: 200, contentType: 'application/json', headers: {'X-Last-Event-ID': '500'},
       body: JSON.stringify({tasks: [], next_token: null})}));
@@ -3993,7 +4015,8 @@ await step('a stream held open and silent is said lost, closed, and opened again
     await p36.goto(BASE + '/');
     await p36.waitForSelector(`#tasks tr[data-id="${id(1)}"]`, {timeout: WAIT});
     await p36.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
-    await waitConn(p36, 'connecting', 'the stream held open, silent for ' + WAIT / 1000 + ' s');
+    // connecting for as long as the unanswered try waits for its head, 1.5 s
+    await waitConnAfter(p36, 'live', 'connecting', 'the stream held open, silent for ' + WAIT / 1000 + ' s');
     await within(until('closed 1'), WAIT, 'the page said the silent stream lost, and left it open');
     await within(until('stream 3'), WAIT, 'the page did not open the stream again after its unanswered try (' + streams.length + ' streams)');
     await p36.waitForSelector(`#tasks tr[data-id="${id(3)}"]`, {timeout: WAIT});
