@@ -214,11 +214,12 @@ static const char *const bst_sql[BST_COUNT] = {
     [BST_REDRIVE_BATCH] =
         "SELECT id, visible_ms, receive_count, task_id, failed_task FROM messages "
         "WHERE queue = ?1 LIMIT ?2",
-    /* by tasks_by_ttl: only finished tasks with a ttl, in ttl order; ?3 takes as many more as
-     * there are tasks the sweep passes over (sqlite_store.unreadable) */
+    /* by tasks_by_ttl: only finished tasks with a ttl, in ttl order. No LIMIT: the step reads
+     * rows as it goes, and its caller stops at its bound, past the rows passed over
+     * (sqlite_store.unreadable), however many another pass adds meanwhile */
     [BST_SWEEP_TASKS] = "SELECT " TASK_COLUMNS_FULL " FROM tasks "
                         "WHERE finished_time IS NOT NULL AND ttl IS NOT NULL AND ttl < ?2 "
-                        "AND finished_time < ?1 LIMIT ?3",
+                        "AND finished_time < ?1",
     [BST_TASK_DELETE] = "DELETE FROM tasks WHERE id = ?1",
     /* not one in flight: its run decides its task (a message expires once it is visible) */
     [BST_SWEEP_MESSAGES] = "SELECT id, queue, task_id, visible_ms, receive_count "
@@ -231,9 +232,10 @@ static const char *const bst_sql[BST_COUNT] = {
     [BST_TRIM_CHANGES] = "DELETE FROM changes WHERE seq < coalesce((SELECT min(seq) FROM changes "
                          "WHERE seq < (SELECT min(seq) FROM changes) + ?3 AND NOT " TRIMMABLE "), "
                          "(SELECT min(seq) FROM changes) + ?3)",
-    /* the same conditions as sweep_tasks, sweep_messages and trim_changes, one row each */
+    /* the same conditions as sweep_tasks, sweep_messages and trim_changes, one row each (the
+     * tasks' read on to the first not passed over) */
     [BST_DUE_TASKS] = "SELECT id FROM tasks WHERE finished_time IS NOT NULL AND ttl IS NOT NULL "
-                      "AND ttl < ?2 AND finished_time < ?1 LIMIT ?3",
+                      "AND ttl < ?2 AND finished_time < ?1",
     [BST_DUE_MESSAGES] = "SELECT 1 FROM messages WHERE expires_ms < ?1 AND visible_ms <= ?1 "
                          "LIMIT 1",
     /* the log's first record: trimming stops at the first one it must keep */
@@ -2262,7 +2264,6 @@ static store_rc read_doomed(sqlite_store *s, sweep_args *a, int64_t now, task *d
     size_t known = sq_n_passed_over(s);
     sqlite3_bind_int64(sel, 1, now - a->c->retention_grace);
     sqlite3_bind_int64(sel, 2, now);
-    sqlite3_bind_int64(sel, 3, SWEEP_BATCH + (int64_t)known);
     size_t read = 0;
     bool failed = false; /* out of memory */
     int step = SQLITE_DONE;
@@ -2418,10 +2419,8 @@ static store_rc tasks_due(sqlite_store *s, reader *r, const int64_t bounds[2], b
     sqlite3_stmt *st = rstmt(r, BST_DUE_TASKS);
     if (!st)
         return STORE_ERROR;
-    size_t known = sq_n_passed_over(s);
     sqlite3_bind_int64(st, 1, bounds[0]);
     sqlite3_bind_int64(st, 2, bounds[1]);
-    sqlite3_bind_int64(st, 3, 1 + (int64_t)known);
     bool failed = false;
     int step = SQLITE_DONE;
     while (!*due && !failed && (step = sqlite3_step(st)) == SQLITE_ROW) {

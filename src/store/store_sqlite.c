@@ -487,12 +487,13 @@ static store_rc sq_expired_claims(store *base, int64_t now, store_claim *out, si
     sqlite3_stmt *st = NULL;
     int rc = sq_prepare(r->db,
                         "SELECT id, claim_expires FROM tasks WHERE claim_expires < ?1 "
-                        "ORDER BY claim_expires LIMIT ?2",
+                        "ORDER BY claim_expires",
                         &st);
     if (rc == SQLITE_OK) {
-        size_t known = sq_n_passed_over(s); /* as many more, which may come first */
+        /* no LIMIT: the rows come from the index as the loop reads them, up to max of those not
+         * passed over, however many are found (or another read passes over) on the way */
+        size_t known = sq_n_passed_over(s);
         sqlite3_bind_int64(st, 1, now);
-        sqlite3_bind_int64(st, 2, (sqlite3_int64)(max + known));
         while (*n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
             bool nomem = false;
             const char *id = sq_column_text(st, 0, &nomem);

@@ -6730,11 +6730,9 @@ static void test_a_lapsed_claim_of_an_id_longer_than_a_task_s_is_passed_over(voi
     free(log);
 }
 
-/* A task in progress whose client claim's lease ends at lease_end and whose id is made longer than
- * a task's, as a damaged database holds; its whole id into whole. */
-static void lapse_a_claim_of_a_longer_id(store *s, int64_t now, int64_t lease_end, char whole[38])
+/* A task in progress (its id into id) whose client claim's lease ends at lease_end. */
+static void lapse_a_claim(store *s, int64_t now, int64_t lease_end, char id[37])
 {
-    char id[37];
     create_task(s, TASK_NULL_TIME, id);
     store_update u = {.id = id,
                       .status = TASK_IN_PROGRESS,
@@ -6742,6 +6740,14 @@ static void lapse_a_claim_of_a_longer_id(store *s, int64_t now, int64_t lease_en
                       .claim_key = "k",
                       .claim_expires = lease_end};
     assert_int_equal(store_update_task(s, &u, now, NULL), STORE_OK);
+}
+
+/* The same, its id made longer than a task's, as a damaged database holds; its whole id into
+ * whole. */
+static void lapse_a_claim_of_a_longer_id(store *s, int64_t now, int64_t lease_end, char whole[38])
+{
+    char id[37];
+    lapse_a_claim(s, now, lease_end, id);
     give_the_last_task_a_longer_id_of(id);
     snprintf(whole, 38, "%sx", id);
 }
@@ -6810,6 +6816,35 @@ static void test_two_ends_of_leases_at_once_say_a_damaged_row_once(void **state)
     expect_logged(log, next, "\"unreadable_tasks\":\"2\"");
     expect_not_logged(log, whole);
     free(log);
+}
+
+/*
+ * A step of the end of leases that finds a damaged row (a lapsed claim of an id longer than a
+ * task's, read first) still ends as many leases as it may, two here, in that step. The read was
+ * bounded to max and as many rows as were passed over before it: the row it passed over itself
+ * took a place, and the second lease was left running until the next interval.
+ */
+static void test_a_damaged_lapsed_claim_takes_no_place_of_a_step(void **state)
+{
+    fx *f = *state;
+    int64_t now = (int64_t)time(NULL);
+    char whole[38], ids[2][37];
+    lapse_a_claim_of_a_longer_id(f->s, now, now + 5, whole); /* the first to lapse */
+    for (int i = 0; i < 2; i++)
+        lapse_a_claim(f->s, now, now + 10, ids[i]);
+    size_t ended = 99;
+    bool more = false;
+    test_stderr cap;
+    test_stderr_begin(&cap);
+    store_rc rc = store_end_expired_claims(f->s, now + 11, 2, &ended, &more, NULL);
+    char *log = test_stderr_end(&cap);
+    assert_int_equal(rc, STORE_OK);
+    assert_int_equal(expect_logged(log, "the end of leases passes over it", whole), 1);
+    free(log);
+    if (ended != 2)
+        fail_msg("a step of two that passed over a damaged row ended %zu leases", ended);
+    for (int i = 0; i < 2; i++)
+        expect_status(f->s, ids[i], TASK_FAILED, "claim expired");
 }
 
 /* Whether path is there (lstat()). */
@@ -7343,6 +7378,8 @@ int main(int argc, char **argv)
             test_a_lapsed_claim_of_an_id_longer_than_a_task_s_is_passed_over, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_ends_of_leases_at_once_say_a_damaged_row_once,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_damaged_lapsed_claim_takes_no_place_of_a_step, setup,
+                                        teardown),
         cmocka_unit_test(test_a_failed_open_removes_the_file_it_made),
         cmocka_unit_test(test_an_open_locks_the_file_the_path_names),
         cmocka_unit_test_setup_teardown(test_wal_cut_back_after_a_burst, setup, teardown),
