@@ -38,7 +38,9 @@ bool task_event_from_row(const change_row *row, task_event *out)
     const char *type = row->status ? row->task_type : image_str(image, "task_type");
     const char *status = row->status ? row->status : image_str(image, "status");
     const char *msg = row->status ? row->status_msg : image_str(image, "status_msg");
-    bool ok = copy_field(out->event, sizeof out->event, row->event_name) &&
+    task_status parsed; /* one that is no status (a damaged row) tells no task */
+    bool ok = task_status_parse(status, &parsed) &&
+              copy_field(out->event, sizeof out->event, row->event_name) &&
               copy_field(out->id, sizeof out->id, row->task_id) &&
               copy_field(out->task_type, sizeof out->task_type, type) &&
               copy_field(out->status, sizeof out->status, status) &&

@@ -44,7 +44,8 @@ typedef struct task_event {
     int64_t time;
 } task_event;
 
-/* Read the event of a row; false when its image is missing or malformed (the row has no event). */
+/* Read the event of a row; false when its image is missing or malformed, or its status is none
+ * (the row has no event). */
 bool task_event_from_row(const change_row *row, task_event *out);
 /* Release what task_event_from_row() allocated. */
 void task_event_clear(task_event *e);

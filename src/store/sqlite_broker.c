@@ -460,8 +460,9 @@ static void task_rest_clear(task_rest *rest)
 }
 
 /* One side of a record kept as parts, as the task it shows (strings borrowed); *failed set
- * when a column's text could not be had. */
-static void side_task(sqlite3_stmt *st, bool insert, int side, const task_rest *rest, task *t,
+ * when a column's text could not be had. False when the side has no status, or one that is
+ * none (a damaged or hand-edited row): it shows no task, where it showed one CREATED. */
+static bool side_task(sqlite3_stmt *st, bool insert, int side, const task_rest *rest, task *t,
                       bool *failed)
 {
     *t = (task){.status = TASK_CREATED,
@@ -475,20 +476,24 @@ static void side_task(sqlite3_stmt *st, bool insert, int side, const task_rest *
     column_copy(st, CC_TASK_ID, t->id, sizeof t->id, failed);
     column_copy(st, CC_TYPE, t->task_type, sizeof t->task_type, failed);
     if (insert) /* a creation's new side */
-        return;
-    task_status_parse(sq_column_text(st, side, failed), &t->status);
+        return true;
+    const char *status = sq_column_text(st, side, failed);
+    if (!*failed && !task_status_parse(status, &t->status))
+        return false;
     const char *msg = sq_column_text(st, side + 1, failed);
     t->status_msg = (char *)(msg ? msg : "");
     if (sqlite3_column_type(st, side + 2) != SQLITE_NULL)
         t->updated_time = sqlite3_column_int64(st, side + 2);
     t->result = (char *)sq_column_text(st, side + 3, failed);
+    return true;
 }
 
 /* A record's image (NULL when it has none): put together from its parts and the task's rest,
  * or an old slim MODIFY's with data and trace put back. NULL with room failed when memory ran
- * out: the record is not to be read without it. */
+ * out: the record is not to be read without it; NULL with *broken set when its side of the
+ * parts shows no task: it never will be. */
 static const char *image_of(sqlite3_stmt *st, bool insert, bool new_side, const task_rest *rest,
-                            sbuf *room)
+                            sbuf *room, bool *broken)
 {
     int slim = sqlite3_column_int(st, CC_SLIM);
     if (slim == CHANGE_PARTS) {
@@ -496,7 +501,11 @@ static const char *image_of(sqlite3_stmt *st, bool insert, bool new_side, const 
             return NULL;
         task t;
         bool failed = false;
-        side_task(st, new_side && insert, new_side ? CC_NEW_SIDE : CC_OLD_SIDE, rest, &t, &failed);
+        if (!side_task(st, new_side && insert, new_side ? CC_NEW_SIDE : CC_OLD_SIDE, rest, &t,
+                       &failed)) {
+            *broken = true;
+            return NULL;
+        }
         if (failed) {
             room->failed = true;
             return NULL;
@@ -577,10 +586,13 @@ static bool add_record(sqlite3_stmt *st, void *ctx)
         return !rest.failed;
     }
     sbuf j = {0}, ni = {0}, oi = {0};
-    const char *new_image = image_of(st, insert, true, &rest, &ni);
-    const char *old_image = image_of(st, insert, false, &rest, &oi);
+    bool broken = false;
+    const char *new_image = image_of(st, insert, true, &rest, &ni, &broken);
+    const char *old_image = image_of(st, insert, false, &rest, &oi, &broken);
     const char *id = sq_column_text(st, CC_TASK_ID, &failed);
-    bool ok = !failed && !sbuf_failed(&ni) && !sbuf_failed(&oi);
+    /* no memory fails the read, which a retry may pass, before a side that never reads */
+    bool nomem = failed || sbuf_failed(&ni) || sbuf_failed(&oi);
+    bool ok = !nomem && !broken;
     if (ok)
         change_record_write(&j, r->seq, event, id, new_image, old_image,
                             sqlite3_column_int64(st, CC_TIME));
@@ -589,6 +601,10 @@ static bool add_record(sqlite3_stmt *st, void *ctx)
     task_rest_clear(&rest);
     r->json = ok && !sbuf_failed(&j) ? sbuf_take(&j, NULL) : NULL;
     sbuf_free(&j);
+    if (broken && !nomem) {
+        r->unreadable = "its row lost a status, or holds one that is none";
+        return true;
+    }
     return r->json != NULL;
 }
 

@@ -4012,6 +4012,79 @@ static void test_a_row_without_its_status_or_message_reads_for_events(void **sta
     change_rows_free(rows, n);
 }
 
+/* The change row of seq as GET /events and the waiters read it: whether it tells an event, and
+ * its status when it does (st[16]). */
+static bool event_of_row(fx *f, int64_t seq, char st[16])
+{
+    change_row_copy *rows = NULL;
+    size_t n = 0;
+    assert_int_equal(broker_changes_after(f->b, seq - 1, 1, &rows, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    change_row r = {rows[0].seq,       rows[0].event_name, rows[0].task_id,
+                    rows[0].new_image, rows[0].old_image,  rows[0].time,
+                    rows[0].task_type, rows[0].status,     rows[0].status_msg};
+    task_event ev;
+    bool told = task_event_from_row(&r, &ev);
+    if (told) {
+        snprintf(st, 16, "%s", ev.status);
+        task_event_clear(&ev);
+    }
+    change_rows_free(rows, n);
+    return told;
+}
+
+/*
+ * A change kept as parts whose side lost its status, or holds one that is no status (a damaged
+ * or hand-edited row), shows no task: a whole read gives it unreadable, for the consumer to
+ * retry and skip with its seq said, and the read goes on; GET /events and the waiters pass over
+ * it. The whole read made that side a task CREATED (the parts' default), and the events' reader
+ * sent the text as the task's status.
+ */
+static void test_a_change_kept_as_parts_without_a_status_is_unreadable(void **state)
+{
+    fx *f = *state;
+    char id[37], next[37];
+    create_task(f->s, TASK_NULL_TIME, id);
+    set_status(f->s, id, TASK_IN_PROGRESS, "started", (int64_t)time(NULL));
+    create_task(f->s, TASK_NULL_TIME, next);
+    int64_t last = broker_last_seq(f->b);
+    char seq[24];
+    snprintf(seq, sizeof seq, "%lld", (long long)(last - 1)); /* the MODIFY */
+    const struct {
+        const char *spoil, *mend;
+        bool events_pass_over; /* its new side's status is spoilt */
+    } cases[] = {
+        {"UPDATE changes SET new_status = NULL WHERE seq = ?1",
+         "UPDATE changes SET new_status = 'IN_PROGRESS' WHERE seq = ?1", true},
+        {"UPDATE changes SET new_status = 'STARTED' WHERE seq = ?1",
+         "UPDATE changes SET new_status = 'IN_PROGRESS' WHERE seq = ?1", true},
+        {"UPDATE changes SET old_status = NULL WHERE seq = ?1",
+         "UPDATE changes SET old_status = 'CREATED' WHERE seq = ?1", false},
+        {"UPDATE changes SET old_status = 'created' WHERE seq = ?1",
+         "UPDATE changes SET old_status = 'CREATED' WHERE seq = ?1", false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        assert_int_equal(test_sqlite_exec(db_path, cases[i].spoil, seq), 1);
+        change_record *r = read_whole(f, 3);
+        if (!r[1].unreadable)
+            fail_msg("case %zu: the change read as %s", i, r[1].json ? r[1].json : "nothing");
+        assert_null(r[1].json);
+        check_insert_record(&r[0], id);
+        check_insert_record(&r[2], next);
+        change_records_free(r, 3);
+        char st[16];
+        bool told = event_of_row(f, last - 1, st);
+        if (cases[i].events_pass_over && told)
+            fail_msg("case %zu: the events' reader told the change as status %s", i, st);
+        assert_int_equal(test_sqlite_exec(db_path, cases[i].mend, seq), 1);
+    }
+    /* mended, it reads whole */
+    change_record *r = read_whole(f, 3);
+    assert_false(r[1].unreadable);
+    assert_non_null(strstr(r[1].json, "\"IN_PROGRESS\""));
+    change_records_free(r, 3);
+}
+
 /* Close the test's database and make it again, empty, in UTF-16, by sql. */
 static void make_utf16(fx *f, const char *sql)
 {
@@ -7287,6 +7360,8 @@ int main(int argc, char **argv)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_body_sqlite_cannot_copy_fails_the_receive, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_a_change_kept_as_parts_without_a_status_is_unreadable,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_row_without_its_status_or_message_reads_for_events,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_column_sqlite_cannot_copy_fails_the_read, setup,
