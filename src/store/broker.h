@@ -46,7 +46,8 @@ typedef struct change_record {
     int64_t seq;
     /* Why its row can never be made the record mode asks for, or NULL. A damaged or
      * hand-edited database has such rows: a removed task's REMOVE record without its data, a
-     * creation whose task id or type is missing or does not fit a task (it is not cut to fit).
+     * creation whose task id or type is missing or does not fit a task (it is not cut to fit),
+     * or whose data kept apart is gone, a change whose side lost its status.
      * Neither json nor insert is set for one, but insert.task_id when an INSERT read by fields
      * has one. */
     const char *unreadable;

@@ -359,7 +359,8 @@ static char *column_dup(sqlite3_stmt *st, int i, bool *failed)
 typedef struct task_rest {
     bool known;
     bool failed; /* it could not be read (an error, or no memory): the read fails */
-    bool broken; /* it never will be (a REMOVE record without the data): the record is unreadable */
+    bool broken; /* it never will be (a REMOVE record without the data, a task row without its
+                  * data kept apart): the record is unreadable */
     int64_t created_time, ttl;
     const char *data, *data_image, *trace, *tracestate;
     json_t *removed;        /* the REMOVE record's image, parsed */
@@ -440,6 +441,12 @@ static void task_rest_of(reader *r, sqlite3_stmt *st, task_rest *rest)
         rest->data_image = sq_column_text(st, CT_DATA_IMAGE, &rest->failed);
         rest->trace = sq_column_text(st, CT_TRACE, &rest->failed);
         rest->tracestate = sq_column_text(st, CT_TRACESTATE, &rest->failed);
+        return;
+    }
+    /* the task row is there without its data: data kept apart whose row is gone, which a
+     * REMOVE record cannot stand in for (the task is not removed), and the data is not "{}" */
+    if (sqlite3_column_type(st, CT_CREATED) != SQLITE_NULL) {
+        rest->broken = true;
         return;
     }
     const char *id = sq_column_text(st, CC_TASK_ID, &rest->failed);

@@ -4085,6 +4085,50 @@ static void test_a_change_kept_as_parts_without_a_status_is_unreadable(void **st
     change_records_free(r, 3);
 }
 
+/*
+ * A creation kept as parts whose task row is there but whose data kept apart is not (its
+ * task_data row gone) is unreadable to every reader that builds it, the publisher's by fields
+ * among them, and the read goes on: its task is neither removed (no REMOVE record stands in) nor
+ * without data. It read as the task with data {}, and the publisher sent its message so.
+ */
+static void test_a_creation_whose_data_apart_is_gone_is_unreadable(void **state)
+{
+    fx *f = *state;
+    char data[2048], id[37], next[37];
+    int len = snprintf(data, sizeof data, "{\"blob\":\"");
+    memset(data + len, 'x', 1500);
+    strcpy(data + len + 1500, "\"}");
+    store_new_task nt = {.task_type = "TASK1", .data = data};
+    assert_int_equal(store_create_task(f->s, &nt, (int64_t)time(NULL), id), STORE_OK);
+    create_task(f->s, TASK_NULL_TIME, next);
+    int apart;
+    assert_int_equal(data_rows(id, &apart), 1);
+    assert_int_equal(apart, 1);
+    assert_int_equal(test_sqlite_exec(db_path, "DELETE FROM task_data WHERE id = ?1", id), 1);
+    const change_read modes[] = {CHANGE_READ_WHOLE, CHANGE_READ_INSERTS_WHOLE,
+                                 CHANGE_READ_INSERT_FIELDS};
+    for (size_t i = 0; i < sizeof modes / sizeof *modes; i++) {
+        int64_t cp = -1;
+        change_record *r = NULL;
+        size_t n = 0;
+        assert_int_equal(broker_read_changes(f->b, "reader", 10, modes[i], &cp, &r, &n), STORE_OK);
+        assert_int_equal(n, 2);
+        if (!r[0].unreadable)
+            fail_msg("mode %zu: the creation read as %s", i,
+                     r[0].json          ? r[0].json
+                     : r[0].insert.data ? r[0].insert.data
+                                        : "nothing");
+        assert_null(r[0].json);
+        assert_null(r[0].insert.data);
+        assert_false(r[1].unreadable);
+        if (modes[i] == CHANGE_READ_INSERT_FIELDS)
+            assert_string_equal(r[1].insert.task_id, next);
+        else
+            check_insert_record(&r[1], next);
+        change_records_free(r, n);
+    }
+}
+
 /* Close the test's database and make it again, empty, in UTF-16, by sql. */
 static void make_utf16(fx *f, const char *sql)
 {
@@ -7361,6 +7405,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_a_body_sqlite_cannot_copy_fails_the_receive, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_change_kept_as_parts_without_a_status_is_unreadable,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_creation_whose_data_apart_is_gone_is_unreadable,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_row_without_its_status_or_message_reads_for_events,
                                         setup, teardown),
