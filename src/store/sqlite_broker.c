@@ -1992,6 +1992,10 @@ typedef struct redrive_args {
      * steps after the one that left them pass over them */
     int64_t *left;
     size_t n_left, cap_left;
+    /* the step's dead letters whose task id is longer than any task's, moved without a task:
+     * said once the step commits (redrive_done()), not by a step undone that moved none */
+    int64_t unfit[REDRIVE_BATCH];
+    size_t n_unfit;
 } redrive_args;
 
 /* One message a redrive step moves, read before any is moved. */
@@ -2075,8 +2079,7 @@ static bool note_left(redrive_args *a, int64_t id)
 
 /* Read the step's batch of the DLQ into batch[REDRIVE_BATCH] (*n of them), before any is moved,
  * passing over the messages an earlier step left where they are. */
-static store_rc read_redrive_batch(sqlite_store *s, const redrive_args *a, redriven *batch,
-                                   size_t *n)
+static store_rc read_redrive_batch(sqlite_store *s, redrive_args *a, redriven *batch, size_t *n)
 {
     *n = 0;
     sqlite3_stmt *sel = wstmt(s, BST_REDRIVE_BATCH);
@@ -2098,13 +2101,8 @@ static store_rc read_redrive_batch(sqlite_store *s, const redrive_args *a, redri
         /* one that does not fit is none, not cut to name another task */
         bool fits = copy_whole_col(sel, 3, m->task_id, sizeof m->task_id, &nomem);
         m->failed_task = sqlite3_column_int(sel, 4) != 0;
-        if (!fits) {
-            char mid[24];
-            snprintf(mid, sizeof mid, "%lld", (long long)id);
-            log_warn("a dead letter's task id is longer than any task id; it is redriven as a "
-                     "message without a task",
-                     "queue", a->dlq, "message_id", mid, NULL);
-        }
+        if (!fits)
+            a->unfit[a->n_unfit++] = id;
     }
     stmt_done(sel);
     /* a task id not copied: its message would go back without its task made CREATED */
@@ -2121,6 +2119,7 @@ static store_rc apply_redrive(sqlite_store *s, void *arg)
     redrive_args *a = arg;
     a->moved = 0;
     a->more = false;
+    a->n_unfit = 0;
     size_t left_before_step = a->n_left;
     int64_t now = clock_steady_ms(), sent_ms = clock_unix_ms();
     redriven *batch = malloc(REDRIVE_BATCH * sizeof *batch);
@@ -2203,6 +2202,13 @@ static void redrive_done(store_write *w)
 {
     redrive_job *j = w->adapter_data;
     if (w->rc == STORE_OK) {
+        for (size_t i = 0; i < j->args.n_unfit; i++) {
+            char mid[24];
+            snprintf(mid, sizeof mid, "%lld", (long long)j->args.unfit[i]);
+            log_warn("a dead letter's task id is longer than any task id; it was redriven as a "
+                     "message without a task",
+                     "queue", j->args.dlq, "message_id", mid, NULL);
+        }
         j->total += j->args.moved;
         if (j->args.more) {
             store_submit(j->store, w); /* on the writer thread: queued for the next batch */

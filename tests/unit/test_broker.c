@@ -1043,13 +1043,10 @@ static void test_redrive(void **state)
     assert_int_equal(moved, 0);
 }
 
-/* A dead letter whose task id is longer than any task id (a hand-edited row's) is redriven as a
- * message without a task, and the redrive says so, where it said nothing: its task, had the id
- * been cut to name one, stays as it was. */
-static void test_a_dead_letter_whose_task_id_does_not_fit_is_said(void **state)
+/* A task a (FAILED) whose message went to "dlq" (of "work") with its task id made longer than
+ * any task id, as a hand-edited row's. */
+static void dead_letter_of_an_unfit_id(fx *f, char a[37])
 {
-    fx *f = *state;
-    char a[37];
     create_task(f->s, TASK_NULL_TIME, a);
     queue_config q = make_queue("work", 600, 1, "dlq", 0);
     publish_bodies(f->b, &q, 0, 1, a);
@@ -1059,6 +1056,16 @@ static void test_a_dead_letter_whose_task_id_does_not_fit_is_said(void **state)
                                       "WHERE task_id = ?1",
                                       a),
                      1);
+}
+
+/* A dead letter whose task id is longer than any task id (a hand-edited row's) is redriven as a
+ * message without a task, and the redrive says so, where it said nothing: its task, had the id
+ * been cut to name one, stays as it was. */
+static void test_a_dead_letter_whose_task_id_does_not_fit_is_said(void **state)
+{
+    fx *f = *state;
+    char a[37];
+    dead_letter_of_an_unfit_id(f, a);
     test_stderr cap;
     log_level was = log_threshold();
     log_setup(LOG_WARN, NULL);
@@ -3354,6 +3361,41 @@ static void test_a_transaction_sqlite_rolled_back_fails_its_batch(void **state)
     /* and the next batch commits */
     create_task(f->s, 0, id);
     assert_int_equal(broker_last_seq(f->b), last + 1);
+}
+
+/* A dead letter whose task id does not fit is said once its step commits: a step undone (its
+ * commit failing, the disk full) moved it nowhere and says nothing of it, and the redrive made
+ * again says it once. It was said as the step read it, before the commit: by the step undone as
+ * redriven, and again by the redrive that moved it. */
+static void test_a_dead_letter_whose_task_id_does_not_fit_is_said_once_moved(void **state)
+{
+    fx *f = *state;
+    char a[37];
+    dead_letter_of_an_unfit_id(f, a);
+    log_level was = log_threshold();
+    log_setup(LOG_WARN, NULL);
+    const char *said = "a dead letter's task id is longer than any task id";
+    for (int round = 0; round < 2; round++) {
+        test_stderr cap;
+        test_stderr_begin(&cap);
+        atomic_store(&wal_full, round == 0);
+        int64_t moved = -1;
+        store_rc rc = redrive(f->b, "dlq", "work", &moved);
+        atomic_store(&wal_full, false);
+        char *log = test_stderr_end(&cap);
+        if (round == 0) {
+            assert_int_not_equal(rc, STORE_OK);
+            expect_stats(f->b, "dlq", 1, 0, 0);
+            expect_not_logged(log, said);
+        } else {
+            assert_int_equal(rc, STORE_OK);
+            assert_int_equal(moved, 1);
+            assert_int_equal(expect_logged(log, said, "\"queue\":\"dlq\""), 1);
+        }
+        free(log);
+    }
+    log_setup(was, NULL);
+    expect_stats(f->b, "work", 1, 0, 0);
 }
 
 /*
@@ -7351,6 +7393,9 @@ int main(int argc, char **argv)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_redrive_failing_part_way, setup_faulty,
                                         teardown_faulty),
+        cmocka_unit_test_setup_teardown(
+            test_a_dead_letter_whose_task_id_does_not_fit_is_said_once_moved, setup_faulty,
+            teardown_faulty),
         cmocka_unit_test(test_sync_full_waits_for_the_disk),
         cmocka_unit_test(test_a_durable_batch_that_cannot_wait_for_the_disk_fails),
         cmocka_unit_test_setup_teardown(test_listing_by_one_filter_merges_its_legs, setup,
