@@ -1321,6 +1321,37 @@ static bool migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
     return true;
 }
 
+/*
+ * Make again an index a read names (INDEXED BY) that is gone, dropped by hand: without it that
+ * read cannot be prepared, and every open warned that it could not check the queues for a clock
+ * gone back, and skipped the check, until the index was made by hand. Made as migrations 1 and
+ * 8 made it. Said at WARN; one that cannot be made (a full disk) is said too, and the open goes
+ * on, the check warning as before.
+ */
+static void remake_indexes(sqlite_store *s)
+{
+    sqlite3_stmt *st;
+    if (sq_prepare(s->wdb,
+                   "SELECT 1 FROM sqlite_master WHERE type = 'index' AND "
+                   "name = 'messages_by_expiry'",
+                   &st) != SQLITE_OK)
+        return; /* not known: the check says what it finds */
+    int step = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (step != SQLITE_DONE)
+        return; /* there, or not known */
+    char *msg = NULL;
+    if (sqlite3_exec(s->wdb, "CREATE INDEX messages_by_expiry ON messages(expires_ms)", NULL, NULL,
+                     &msg) == SQLITE_OK)
+        log_warn("an index the store reads by was gone; it was made again", "database", s->path,
+                 "index", "messages_by_expiry", NULL);
+    else
+        log_warn("an index the store reads by is gone and cannot be made again", "database",
+                 s->path, "index", "messages_by_expiry", "error",
+                 msg ? msg : sqlite3_errmsg(s->wdb), NULL);
+    sqlite3_free(msg);
+}
+
 static bool load_secret(sqlite_store *s, char *err, size_t errlen)
 {
     sqlite3_stmt *st;
@@ -1648,6 +1679,7 @@ store *store_sqlite_open(const store_sqlite_options *o, char *err, size_t errlen
     }
     if (!migrate(s->wdb, s->path, err, errlen) || !load_secret(s, err, errlen))
         goto fail;
+    remake_indexes(s);
     if (!load_types(s) || !load_last_task_id(s)) {
         set_err(err, errlen, "cannot read the task types and ids of", s->path,
                 sqlite3_errmsg(s->wdb));

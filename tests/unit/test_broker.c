@@ -2207,6 +2207,66 @@ static void expect_clock_unchecked(char *log, const char *also)
     free(log);
 }
 
+/* A configuration c of queue q ("work", config_free()), and one message in it sent by a clock an
+ * hour ahead of this one, its times (message_times()) in ahead. */
+static void message_an_hour_ahead(fx *f, const queue_config *q, config *c, int64_t ahead[3])
+{
+    config_of_queue(c, q, 30);
+    publish_bodies(f->b, q, 0, 1, NULL);
+    assert_int_equal(test_sqlite_exec(db_path,
+                                      "UPDATE messages SET sent_ms = sent_ms + 3600000, "
+                                      "visible_ms = visible_ms + 3600000, "
+                                      "expires_ms = expires_ms + 3600000",
+                                      NULL),
+                     1);
+    message_times(ahead);
+}
+
+/* Whether the database has an index of that name. */
+static bool has_index(const char *name)
+{
+    sqlite3_stmt *q =
+        own_stmt(SQLITE_OPEN_READONLY,
+                 "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = ?1");
+    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    bool has = sqlite3_column_int(q, 0) == 1;
+    own_done(q);
+    return has;
+}
+
+/*
+ * messages_by_expiry dropped by hand is made again by the open, said at WARN, and the check for
+ * a clock gone back, which reads by it, is made: every open warned that it could not check, and
+ * skipped it, until the index was made by hand. The next open has nothing to make.
+ */
+static void test_the_open_makes_a_dropped_index_again(void **state)
+{
+    fx *f = *state;
+    queue_config q = make_queue("work", 30, 0, NULL, 0);
+    config c;
+    int64_t ahead[3], t[3];
+    message_an_hour_ahead(f, &q, &c, ahead);
+    test_sqlite_exec(db_path, "DROP INDEX messages_by_expiry", NULL);
+    assert_false(has_index("messages_by_expiry"));
+
+    char *log = NULL;
+    reopen_configured(f, &c, &log);
+    expect_logged(log, "an index the store reads by was gone", "\"index\":\"messages_by_expiry\"");
+    expect_logged(log, "the wall clock went back", NULL);
+    expect_not_logged(log, "cannot check");
+    free(log);
+    assert_true(has_index("messages_by_expiry"));
+    message_times(t);
+    assert_true(t[0] <= wall_ms()); /* moved back with the clock */
+    assert_true(t[2] < ahead[2]);
+
+    reopen_configured(f, &c, &log);
+    expect_not_logged(log, "an index the store reads by");
+    free(log);
+    config_free(&c);
+}
+
 /*
  * The open checks the queues for a wall clock gone back while taskd was down (the send and the
  * expiry of the newest message both ahead of the clock) and moves the messages' times back
@@ -2220,17 +2280,8 @@ static void test_open_warns_when_it_cannot_check_for_a_clock_gone_back(void **st
     fx *f = *state;
     queue_config q = make_queue("work", 30, 0, NULL, 0);
     config c;
-    config_of_queue(&c, &q, 30);
-    publish_bodies(f->b, &q, 0, 1, NULL);
-    /* sent by a clock an hour ahead of this one */
-    assert_int_equal(test_sqlite_exec(db_path,
-                                      "UPDATE messages SET sent_ms = sent_ms + 3600000, "
-                                      "visible_ms = visible_ms + 3600000, "
-                                      "expires_ms = expires_ms + 3600000",
-                                      NULL),
-                     1);
     int64_t ahead[3], t[3];
-    message_times(ahead);
+    message_an_hour_ahead(f, &q, &c, ahead);
 
     /* its read fails (an I/O error) */
     char *log = NULL;
@@ -7420,6 +7471,7 @@ int main(int argc, char **argv)
             test_the_check_for_a_clock_gone_back_holds_to_every_row_at_random, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_warns_when_it_cannot_check_for_a_clock_gone_back,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_the_open_makes_a_dropped_index_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_move_that_fails_keeps_the_note_of_the_queue_clock,
                                         setup, teardown),
     };
