@@ -305,11 +305,22 @@ void sq_reader_free(reader *r)
     free(r);
 }
 
-static reader *reader_open(const char *path)
+/* Why a read connection failed to open, from SQLite's error and the system's, into why[len]. */
+static void reader_failure(sqlite3 *db, char *why, size_t len)
+{
+    int os = db ? sqlite3_system_errno(db) : 0;
+    snprintf(why, len, "%s%s%s", db ? sqlite3_errmsg(db) : "out of memory", os ? ": " : "",
+             os ? strerror(os) : "");
+}
+
+/* A read connection with its statements; NULL with why[len] said when it cannot be had. */
+static reader *reader_open(const char *path, char *why, size_t len)
 {
     reader *r = calloc(1, sizeof *r);
-    if (!r)
+    if (!r) {
+        reader_failure(NULL, why, len);
         return NULL;
+    }
     if (sq_open_conn(path, SQLITE_OPEN_READONLY, &r->db) != SQLITE_OK ||
         sq_prepare(r->db, "SELECT " TASK_COLUMNS_FULL " FROM tasks WHERE id = ?1", &r->get) !=
             SQLITE_OK ||
@@ -318,8 +329,7 @@ static reader *reader_open(const char *path)
                    "SELECT n, status, status_msg, time FROM task_history WHERE task_id = ?1 "
                    "ORDER BY n",
                    &r->history) != SQLITE_OK) {
-        sq_reader_free(r);
-        return NULL;
+        goto fail;
     }
     for (int v = 0; v < LIST_STMTS; v++) {
         char sql[256];
@@ -329,16 +339,18 @@ static reader *reader_open(const char *path)
                  v & 1 ? " AND id < ?3" : "");
         if (sq_prepare(r->db, sql, &r->list[v]) != SQLITE_OK ||
             !sq_task_columns_hold(r->list[v], false, NULL)) {
-            sq_reader_free(r);
-            return NULL;
+            goto fail;
         }
     }
     if (sq_prepare(r->db, "BEGIN", &r->begin) != SQLITE_OK ||
         sq_prepare(r->db, "COMMIT", &r->end) != SQLITE_OK) {
-        sq_reader_free(r);
-        return NULL;
+        goto fail;
     }
     return r;
+fail:
+    reader_failure(r->db, why, len);
+    sq_reader_free(r);
+    return NULL;
 }
 
 /* Borrow a read connection, opening one if none is free (up to MAX_READERS). */
@@ -355,8 +367,13 @@ reader *sq_reader_get(sqlite_store *s)
     }
     s->n_readers++; /* reserve a place, then open outside the lock */
     pthread_mutex_unlock(&s->mu);
-    r = reader_open(s->path);
+    char why[256];
+    r = reader_open(s->path, why, sizeof why);
     pthread_mutex_lock(&s->mu);
+    /* a failure passes (descriptors or memory come free), and its callers answer "busy" meanwhile
+     * (a 503 with Retry-After): said once when it begins, and once when a connection opens again */
+    bool began = !r && !s->readers_failing, ended = r && s->readers_failing;
+    s->readers_failing = !r;
     if (r) {
         r->all_next = s->all_readers;
         s->all_readers = r;
@@ -365,6 +382,11 @@ reader *sq_reader_get(sqlite_store *s)
         pthread_cond_signal(&s->reader_free);
     }
     pthread_mutex_unlock(&s->mu);
+    if (began)
+        log_warn("cannot open a read connection; reads answer busy until one opens", "database",
+                 s->path, "error", why, NULL);
+    else if (ended)
+        log_info("a read connection opens again", "database", s->path, NULL);
     return r;
 }
 

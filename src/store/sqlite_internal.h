@@ -135,6 +135,7 @@ struct sqlite_store {
     reader *all_readers;
     int n_readers; /* opened or being opened */
     pthread_cond_t reader_free;
+    bool readers_failing; /* the last read connection opened failed to (said once, at WARN) */
 
     uint8_t secret[16];
 

@@ -47,6 +47,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -2220,6 +2222,44 @@ static void message_an_hour_ahead(fx *f, const queue_config *q, config *c, int64
                                       NULL),
                      1);
     message_times(ahead);
+}
+
+/*
+ * A read connection that cannot be opened (no descriptor left: the soft limit lowered to the
+ * lowest free one) makes the read answer busy, which its client is told to retry (a 503 with
+ * Retry-After), and is said once at WARN with SQLite's and the system's reasons, however many
+ * reads fail meanwhile; once one opens, at INFO. It was said nowhere: clients got 503s while the
+ * log said nothing of why.
+ */
+static void test_a_read_connection_that_cannot_open_is_said(void **state)
+{
+    fx *f = *state;
+    reopen(f, NULL); /* no read connection opened yet */
+    log_level was_level = log_threshold();
+    log_setup(LOG_INFO, NULL);
+    test_stderr cap;
+    test_stderr_begin(&cap);
+    int lowest_free = 0;
+    while (fcntl(lowest_free, F_GETFD) != -1)
+        lowest_free++;
+    struct rlimit was;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &was), 0);
+    struct rlimit low = {.rlim_cur = (rlim_t)lowest_free, .rlim_max = was.rlim_max};
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    task t;
+    store_rc first = store_get_task(f->s, "01a25348-9b08-7004-8da2-8034a889ea20", &t);
+    store_rc second = store_get_task(f->s, "01a25348-9b08-7004-8da2-8034a889ea21", &t);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &was), 0);
+    store_rc after = store_get_task(f->s, "01a25348-9b08-7004-8da2-8034a889ea20", &t);
+    char *log = test_stderr_end(&cap);
+    log_setup(was_level, NULL);
+    assert_int_equal(first, STORE_BUSY);
+    assert_int_equal(second, STORE_BUSY);
+    assert_int_equal(after, STORE_NOT_FOUND);
+    assert_int_equal(expect_logged(log, "cannot open a read connection", "Too many open files"), 1);
+    expect_logged(strstr(log, "cannot open a read connection"), "a read connection opens again",
+                  NULL);
+    free(log);
 }
 
 /* Whether the database has an index of that name. */
@@ -7472,6 +7512,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_open_warns_when_it_cannot_check_for_a_clock_gone_back,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_the_open_makes_a_dropped_index_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_read_connection_that_cannot_open_is_said, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_a_move_that_fails_keeps_the_note_of_the_queue_clock,
                                         setup, teardown),
     };
