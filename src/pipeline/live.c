@@ -92,6 +92,7 @@ struct live {
     int64_t shared;       /* the thread's cursor: rows up to it have been handled */
     int64_t next_ping_ms; /* the next heartbeat */
     unsigned round;       /* catch_up()'s rounds, counted */
+    int64_t passed_said;  /* the greatest seq of a row without an event said (event_of()) */
 };
 
 static const api_stream_ops stream_ops;
@@ -419,6 +420,27 @@ store_rc live_subscribe(live *l, int64_t after, const char *task_type, const cha
 /* ---- the thread --------------------------------------------------------- */
 
 /*
+ * The event of row r (under the lock); false when it tells none: a damaged row (no status, or
+ * one that is none; an image that does not parse) or no memory, passed over for every client and
+ * waiter. Said at WARN with its seq, once for a row past those said before: a client catching up
+ * reads again the rows the thread passed.
+ */
+static bool event_of(live *l, const change_row *r, task_event *ev)
+{
+    if (task_event_from_row(r, ev))
+        return true;
+    if (r->seq > l->passed_said) {
+        l->passed_said = r->seq;
+        char seq[24];
+        snprintf(seq, sizeof seq, "%lld", (long long)r->seq);
+        log_warn("a change record tells no event (a damaged row, or no memory); passed over for "
+                 "events and waiters",
+                 "sequence_number", seq, r->task_id ? "task_id" : NULL, r->task_id, NULL);
+    }
+    return false;
+}
+
+/*
  * Handle one shared batch (under the lock): wake the waiters of tasks that
  * finished or were deleted, and give each live subscriber its events.
  */
@@ -429,8 +451,8 @@ static void handle_rows(live *l, const change_row_copy *rows, size_t n, waiter *
         change_row r;
         row_of(&rows[i], &r);
         task_event ev;
-        if (!task_event_from_row(&r, &ev))
-            continue; /* no image to tell: nothing to send, nobody to wake */
+        if (!event_of(l, &r, &ev))
+            continue; /* nothing to send, nobody to wake */
         task_status st;
         bool finished = strcmp(ev.event, "REMOVE") == 0 ||
                         (task_status_parse(ev.status, &st) && task_status_is_final(st));
@@ -498,7 +520,7 @@ static void give_rows(live *l, subscriber *s, int64_t reset, const change_row_co
         change_row r;
         row_of(&rows[i], &r);
         task_event ev;
-        if (task_event_from_row(&r, &ev)) {
+        if (event_of(l, &r, &ev)) {
             sbuf frame = {0};
             task_event_sse(&frame, &ev);
             held = held_back(l, s, &ev, &frame);

@@ -18,6 +18,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import struct
 import subprocess
 import sys
@@ -736,6 +737,37 @@ class Trimmed(LiveCase):
         self.assertEqual(body["status"], "FAILED", body)
         self.assertLess(t.end - released, 10, "answered at the deadline, not at the change")
         self.assertEqual(self.server.get("/tasks/" + last).status, 200)
+
+
+@harness.local_only("the change log is taskd's")
+class RowWithoutAnEvent(LiveCase):
+    def test_is_passed_over_and_said_once(self):
+        """A change row that tells no event (kept as parts, its status one that is no status: a
+        damaged or hand-edited database) is passed over by every client, said once at WARN with
+        its sequence number however many clients read past it, and each stream goes on after it.
+        It was passed over without a word."""
+        a = self.server.create("TASK2")
+        self.assertEqual(self.server.set_status(a, "FAILED", "cancelled").status, 204)
+        conn = sqlite3.connect(self.server.db, timeout=30)
+        conn.execute("UPDATE changes SET new_status = 'CANCELLED' "
+                     "WHERE task_id = ? AND event_name = 'MODIFY'", (a,))
+        conn.commit()
+        conn.close()
+        bad = harness.db_query(self.server.db, "SELECT seq FROM changes "
+                               "WHERE task_id = ? AND event_name = 'MODIFY'", (a,))[0][0]
+        b = self.server.create("TASK2")
+        for _ in range(2):
+            with harness.EventStream(self.server, headers={"Last-Event-ID": "0"}) as st:
+                got = [st.next_event(10) for _ in range(2)]
+            self.assertEqual([(e["data"]["id"], e["data"]["event"], e["data"]["status"])
+                              for e in got], [(a, "INSERT", "CREATED"), (b, "INSERT", "CREATED")],
+                             got)
+        said = harness.wait_until(
+            lambda: [o for o in self.server.log_json()
+                     if o["message"].startswith("a change record tells no event")], 10,
+            what="the row passed over said")
+        self.assertEqual([(o["level"], o["sequence_number"], o.get("task_id")) for o in said],
+                         [("WARNING", str(bad), a)], said)
 
 
 @harness.local_only("the change log is taskd's")
