@@ -39,33 +39,43 @@ def free_port():
         return s.getsockname()[1]
 
 
-def listens(pid, port):
-    """True when process pid holds a socket listening on TCP port (any address, IPv4 or IPv6)."""
-    inodes = set()
+def _sockets_on(port):
+    """The TCP sockets (IPv4 and IPv6) whose local port is port: (state, local, remote, inode) of
+    each, as /proc/net/tcp writes them (state "0A": listening; inode "0": of no process)."""
+    found = []
     for name in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(name) as f:
                 next(f, None)
                 for line in f:
                     fields = line.split()  # sl local_address rem_address st ... inode
-                    if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rpartition(":")[2], 16) == port:
-                        inodes.add("socket:[%s]" % fields[9])
+                    if len(fields) > 9 and int(fields[1].rpartition(":")[2], 16) == port:
+                        found.append((fields[3], fields[1], fields[2], fields[9]))
         except (OSError, ValueError):
             continue
-    if not inodes:
-        return False
+    return found
+
+
+def _socket_inodes(pid):
+    """The "socket:[inode]" names of process pid's descriptors (empty when it is gone)."""
     fds = "/proc/%d/fd" % pid
     try:
         names = os.listdir(fds)
     except OSError:
-        return False
+        return set()
+    inodes = set()
     for fd in names:
         try:
-            if os.readlink(os.path.join(fds, fd)) in inodes:
-                return True
+            inodes.add(os.readlink(os.path.join(fds, fd)))
         except OSError:
             continue
-    return False
+    return inodes
+
+
+def listens(pid, port):
+    """True when process pid holds a socket listening on TCP port (any address, IPv4 or IPv6)."""
+    inodes = {"socket:[%s]" % inode for state, _, _, inode in _sockets_on(port) if state == "0A"}
+    return bool(inodes) and bool(inodes & _socket_inodes(pid))
 
 
 def _find_prctl():
