@@ -3,7 +3,8 @@ a child started with die_with_starter() dies with its killed starter, and CTest'
 setup `MODULE.py start DIR`, the cleanup `MODULE.py stop DIR`, the keeper between) gives each
 CTest run its own stand-in, which a stop or the run's end (CTest killed) ends, leaving nothing
 in DIR. A driver process plays CTest: the fixture tells runs apart by the id of its parent. A
-port another server took before the program bound it is not taken for the stand-in. Needs
+port another server took before the program bound it is not taken for the stand-in, and one a
+client connection holds is left at once. Needs
 neither DynamoDB Local, fauxqs nor a C build."""
 
 import json
@@ -178,23 +179,29 @@ SERVER_OR_STAY = textwrap.dedent("""\
     """)
 
 
+def staying_echo():
+    """(the standin module, a StandIn running SERVER_OR_STAY, ready once its port answers)."""
+    sys.path.insert(0, LAMBDA_DIR)
+    import standin
+
+    class Echo(standin.StandIn):
+        name = "echo"
+
+        def command(self, port):
+            return [sys.executable, "-c", SERVER_OR_STAY, str(port)], None, None
+
+        def ready(self):
+            return answers(self.endpoint)
+
+    return standin, Echo
+
+
 class PortTaken(unittest.TestCase):
     def test_a_port_another_server_took_is_not_taken_for_the_stand_in(self):
         # The port picked first is another server's by the time the program binds it: that one
         # answers too, but the stand-in is the program started, on the next port picked, at
         # once, though the program whose bind failed stays, as a JVM does.
-        sys.path.insert(0, LAMBDA_DIR)
-        import standin
-
-        class Echo(standin.StandIn):
-            name = "echo"
-
-            def command(self, port):
-                return [sys.executable, "-c", SERVER_OR_STAY, str(port)], None, None
-
-            def ready(self):
-                return answers(self.endpoint)
-
+        standin, Echo = staying_echo()
         other = socket.create_server(("127.0.0.1", 0))
         taken = other.getsockname()[1]
         picks = [taken]
@@ -213,6 +220,42 @@ class PortTaken(unittest.TestCase):
             standin.free_port = real
             echo.stop()
             other.close()
+
+
+    def test_a_port_a_connection_holds_is_left_at_once(self):
+        # The port picked is the local port of another's client connection by the time the
+        # program binds it: the bind fails, the program stays, as a JVM does, and nothing answers
+        # there. The start leaves it at once for the next port picked, and a port given (no other
+        # to pick) fails at once, saying what holds it, where each waited for the deadline.
+        standin, Echo = staying_echo()
+        server = socket.create_server(("127.0.0.1", 0))
+        client = socket.create_connection(server.getsockname())
+        accepted = server.accept()[0]
+        held = client.getsockname()[1]
+        picks = [held]
+        real = standin.free_port
+        standin.free_port = lambda: picks.pop() if picks else real()
+        echo, given = Echo(), Echo(port=held)
+        try:
+            t0 = time.monotonic()
+            echo.start(timeout=60)
+            self.assertLess(time.monotonic() - t0, 30, "the start waited for a program whose bind failed")
+            self.assertNotEqual(int(echo.endpoint.rpartition(":")[2]), held)
+            self.assertTrue(standin.listens(echo.proc.pid, int(echo.endpoint.rpartition(":")[2])))
+            t0 = time.monotonic()
+            with self.assertRaises(RuntimeError) as caught:
+                given.start(timeout=60)
+            self.assertLess(time.monotonic() - t0, 30, "the start on a given port waited for the deadline")
+            self.assertIn("port %d: a connection holds it (ESTABLISHED, 127.0.0.1:%d to 127.0.0.1:%d), "
+                          "not a listener" % (held, held, server.getsockname()[1]), str(caught.exception))
+            self.assertIn("the port was given", str(caught.exception))
+            self.assertIsNotNone(given.proc.poll(), "the program whose bind failed was left running")
+        finally:
+            standin.free_port = real
+            echo.stop()
+            given.stop()
+            for s in (client, accepted, server):
+                s.close()
 
 
 class DieWithStarter(unittest.TestCase):

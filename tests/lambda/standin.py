@@ -4,8 +4,10 @@ StandIn starts a program on a free 127.0.0.1 port, waits until it answers, keeps
 its output for error messages, and stops it (terminate, then kill). A port can be
 taken by someone else between choosing it and the program binding it (a JVM takes
 seconds to bind), so the program must be the one listening there, not merely
-something that answers, and a start is tried three times. From the main thread the child gets PR_SET_PDEATHSIG, so it
-never outlives a test process that is killed.
+something that answers; a port another process's socket holds while nothing answers
+(a client connection whose ephemeral port it is) is left at once, not waited on to the
+deadline; and a start is tried three times, on a port given once. From the main thread
+the child gets PR_SET_PDEATHSIG, so it never outlives a test process that is killed.
 
 A subclass names itself and gives three things: the command (and environment) for
 a port, and whether the endpoint answers yet.
@@ -78,6 +80,40 @@ def listens(pid, port):
     return bool(inodes) and bool(inodes & _socket_inodes(pid))
 
 
+_STATES = {"01": "ESTABLISHED", "02": "SYN_SENT", "03": "SYN_RECV", "04": "FIN_WAIT1", "05": "FIN_WAIT2",
+           "07": "CLOSE", "08": "CLOSE_WAIT", "09": "LAST_ACK", "0A": "LISTEN", "0B": "CLOSING"}
+
+
+def _address(hexed):
+    """An address of /proc/net/tcp ("0100007F:1F90") as ip:port (IPv6 left in its hex)."""
+    host, _, port = hexed.rpartition(":")
+    if len(host) == 8:
+        host = socket.inet_ntoa(bytes.fromhex(host)[::-1])
+    return "%s:%d" % (host, int(port, 16))
+
+
+def held_by_another(pid, port):
+    """Why process pid cannot listen on TCP port, as another's socket holds it: a live socket of
+    another process bound there, listening or not (a client connection whose local port it is
+    makes the bind fail as a listener does, and nothing answers there). None when pid listens
+    there, or no live socket but its own is there. A socket of no process (TIME_WAIT, inode 0)
+    is not counted: one a server closed does not stop a bind with SO_REUSEADDR, as a stand-in's
+    server makes it, and it cannot be told from a client's."""
+    found = [s for s in _sockets_on(port) if s[3] != "0"]
+    if not found:
+        return None
+    mine = _socket_inodes(pid)
+    if any(state == "0A" and "socket:[%s]" % inode in mine for state, _, _, inode in found):
+        return None
+    for state, local, remote, inode in found:
+        if "socket:[%s]" % inode not in mine:
+            if state == "0A":
+                return "another program listens on %s" % _address(local)
+            return "a connection holds it (%s, %s to %s), not a listener" % (
+                _STATES.get(state, state), _address(local), _address(remote))
+    return None
+
+
 def _find_prctl():
     try:
         import ctypes
@@ -131,7 +167,7 @@ class StandIn:
             self.proc = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=self._log,
                                          stderr=subprocess.STDOUT, preexec_fn=pre)
             self.endpoint = "http://127.0.0.1:%d" % port
-            taken = False
+            taken = None
             while time.monotonic() < deadline and self.proc.poll() is None:
                 if self.ready():
                     if listens(self.proc.pid, port):
@@ -139,15 +175,26 @@ class StandIn:
                     # another program's server answers there (another run's stand-in while
                     # this one's JVM starts): ours cannot bind the port, and a JVM whose bind
                     # failed does not exit
-                    taken = True
+                    taken = "another program's server answered there"
+                    break
+                # nothing answers, and another's socket holds the port (a client connection
+                # given it as its own ephemeral port, as free_port() picks them): ours cannot
+                # bind it either, and would be waited for until the deadline
+                taken = held_by_another(self.proc.pid, port)
+                if taken:
                     break
                 time.sleep(0.05)
             out = self.output()
             self.stop()
             if taken:
-                out += "\n(port %d: another program's server answered there)" % port
+                taken = "port %d: %s" % (port, taken)
+                out += "\n(%s)" % taken
             if time.monotonic() >= deadline or self.port:
                 break
+        if taken:
+            raise RuntimeError("%s could not listen: %s; %s; output:\n%s"
+                               % (self.name, taken, "the port was given" if self.port
+                                  else "the last port tried", out[-3000:]))
         raise RuntimeError("%s did not give %s within %.0f s; output:\n%s"
                            % (self.name, self.ready_what, timeout, out[-3000:]))
 
