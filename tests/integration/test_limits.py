@@ -216,6 +216,12 @@ class Limits(ServersTestCase):
         self.addCleanup(stop.set)
         return got, t
 
+    def first_byte_at(self, got):
+        """The monotonic time the first byte of read_paced()'s answer came (got[1]); fails the
+        test, saying so, when none has come."""
+        self.assertIsNotNone(got[1], "no byte of the answer had come to the reader (%d read)" % got[0])
+        return got[1]
+
     def test_garbage_and_bad_heads_answered_in_json_at_once(self):
         srv = self.start()
         cases = [
@@ -714,7 +720,7 @@ class Limits(ServersTestCase):
         # the whole answer takes at that pace.
         wait_until(lambda: refused(srv, "send_rate") == 1.0, BIG_ANSWER_TIMEOUT + 13.0,
                    what="the answer of a client reading 28 KB a second dropped")
-        took = time.monotonic() - got[1]
+        took = time.monotonic() - self.first_byte_at(got)
         stop.set()
         self.assertLess(took, 13.0, "dropped only %.1f s after the answer's first bytes" % took)
         self.assertGreater(got[0] / took, 10000, "the client did not read on: %d bytes" % got[0])
@@ -722,7 +728,7 @@ class Limits(ServersTestCase):
         got, reader = self.read_paced(srv, tid, 32768, 0.05, threading.Event(), 65536,
                                       enough=3 << 20)
         reader.join(BIG_ANSWER_TIMEOUT + 15)
-        took = time.monotonic() - (got[1] or 0.0)
+        took = time.monotonic() - self.first_byte_at(got)
         rate = got[0] / took
         self.assertGreaterEqual(got[0], 3 << 20, "the answer ended after %d bytes" % got[0])
         self.assertGreater(took, 4.0, "read in %.1f s: not past the idle timeout" % took)
@@ -750,7 +756,7 @@ class Limits(ServersTestCase):
         # comes as the answer's first bytes go out: the drop is held to 14 s after them, 5 s for
         # a loaded machine past the idle timeout (the drop seen 11.3 s after the request at a
         # load of 40-50), 3 s before the wrap's.
-        after = dropped - got[1]
+        after = dropped - self.first_byte_at(got)
         self.assertLess(after, 14.0, "dropped only %.1f s after the answer's first bytes" % after)
         self.assertGreater(got[0] / took, 10000, "the client did not read on: %d bytes" % got[0])
         self.assertEqual(refused(srv, "send_timeout"), 0.0, "dropped for reading nothing")
