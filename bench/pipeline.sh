@@ -345,7 +345,12 @@ def combine(run, wrkjson, pollfile, dbjson, latfile, n, out):
     rec["post_rate"] = round(n / rec["post_seconds"], 1) if rec["post_seconds"] else None
     rec["e2e_seconds"] = round(t_all - t_first, 4) if t_all and t_first else None
     rec["tasks_per_s"] = round(n / rec["e2e_seconds"], 1) if rec["e2e_seconds"] else None
-    rec["drain_after_posts_s"] = round(t_all - t_lastr, 4) if t_all and t_lastr else None
+    # wrk stamps the last POST's answer when its Lua callback runs, which a loaded machine can
+    # put off past the poller's sample of all completed: a drain that comes out negative is 0,
+    # the two stamps' disorder kept apart (drain_stamps_behind_s) and noted
+    drain = t_all - t_lastr if t_all and t_lastr else None
+    rec["drain_after_posts_s"] = round(max(drain, 0.0), 4) if drain is not None else None
+    rec["drain_stamps_behind_s"] = round(-drain, 4) if drain is not None and drain < 0 else None
     backlog = None
     if t_lastr and p.get("samples"):
         before = [c for t, c in p["samples"] if t <= t_lastr]
@@ -387,6 +392,9 @@ def combine(run, wrkjson, pollfile, dbjson, latfile, n, out):
           "drain %s s" % (rec["run"], f(rec["tasks_per_s"], "%.0f"), f(rec["e2e_seconds"], "%.3f"), n,
                           f(rec["post_rate"], "%.0f"), f(rec["post_seconds"], "%.3f"),
                           f(backlog, "%d"), f(rec["drain_after_posts_s"], "%.3f")))
+    if rec["drain_stamps_behind_s"] is not None:
+        print("         (drain 0: all were completed %.3f s before wrk stamped the last POST's answer,"
+              " which its callback stamps late on a loaded machine)" % rec["drain_stamps_behind_s"])
     if lat:
         print("         latency (POST -> COMPLETED seen) p50 %s p90 %s p99 %s max %s ms; ok %d/%d%s" % (
             f(lat["p50_ms"], "%.2f"), f(lat["p90_ms"], "%.2f"), f(lat["p99_ms"], "%.2f"),
