@@ -457,6 +457,12 @@ def rounded(o):
     return o
 
 
+def not_below_zero(values):
+    """values with each negative one made 0 (None kept), and {index: the value it was} of those."""
+    was = {i: v for i, v in enumerate(values) if v is not None and v < 0}
+    return [0.0 if i in was else v for i, v in enumerate(values)], was
+
+
 def f3(x):
     return "-" if x is None else "%.3f" % x
 
@@ -580,8 +586,8 @@ def cmd_report(a):
         print("  %-40s %s %s" % (label, " ".join(cells), tail))
         return s
 
-    def row1(label, vals):
-        cells = " ".join("%24s" % f3(v) for v in vals)
+    def row1(label, vals, marked=()):
+        cells = " ".join("%24s" % (f3(v) + ("*" if i in marked else "")) for i, v in enumerate(vals))
         s = over_rounds(vals)
         tail = "%10s  [%s-%s]" % (f3(s["median"]), f3(s["min"]), f3(s["max"])) if s else ""
         print("  %-40s %s %s" % (label, cells, tail))
@@ -590,6 +596,7 @@ def cmd_report(a):
     null_inv = [x["null"]["invocation_ms"] if x and x.get("null") else None for x in warm_null]
     null_inv_med = [v["median"] if v else None for v in null_inv]
     warm_res = {}
+    negative = []  # the estimates that came out negative, shown as 0
     for key, title, op in (("get", "GET /tasks/{id}", "GetItem, consistent"),
                            ("post", "POST /tasks", "PutItem, conditional")):
         print("  %s" % title)
@@ -597,13 +604,19 @@ def cmd_report(a):
         s_inv = row3("invocation duration_ms (emulator)", [p["invocation_ms"] if p else None for p in part])
         s_cli = row3("client latency (through the front)", [p["client_ms"] if p else None for p in part])
         s_ddb = row3("DynamoDB alone (%s)" % op, [p["ddb_ms"] if p else None for p in part])
-        own = [p["invocation_ms"]["median"] - p["ddb_ms"]["median"] if p else None for p in part]
-        s_own = row1("bootstrap's own share, ESTIMATE (1)", own)
-        own2 = [o - n if o is not None and n is not None else None for o, n in zip(own, null_inv_med)]
-        s_own2 = row1("  minus null runtime invocation (2)", own2)
+        raw_own = [p["invocation_ms"]["median"] - p["ddb_ms"]["median"] if p else None for p in part]
+        raw_own2 = [o - n if o is not None and n is not None else None for o, n in zip(raw_own, null_inv_med)]
+        own, was = not_below_zero(raw_own)
+        s_own = row1("bootstrap's own share, ESTIMATE (1)", own, was)
+        own2, was2 = not_below_zero(raw_own2)
+        s_own2 = row1("  minus null runtime invocation (2)", own2, was2)
+        for what, w in (("(1)", was), ("(2)", was2)):
+            negative += ["%s %s, round %d: %.3f ms" % (title, what, rounds[i], v) for i, v in w.items()]
         bad = sum(p["bad_status"] for p in part if p)
         warm_res[key] = {"invocation_ms": s_inv, "client_ms": s_cli, "ddb_ms": s_ddb,
                          "own_share_ms_estimate": s_own, "own_share_minus_null_ms_estimate": s_own2,
+                         "own_share_negative_rounds": sorted(rounds[i] for i in was),
+                         "own_share_minus_null_negative_rounds": sorted(rounds[i] for i in was2),
                          "bad_status": bad}
     print("  baseline: null runtime (C, fixed 200 answer, no DynamoDB), same emulator")
     s_ninv = row3("invocation duration_ms (emulator)", null_inv)
@@ -615,6 +628,12 @@ def cmd_report(a):
     print("      DynamoDB time is measured from a Python client (keep-alive, signed in advance), not from")
     print("      inside bootstrap, so this is an estimate; it still holds the emulator's own hand-off.")
     print("  (2) (1) minus the null runtime's median invocation: the emulator's hand-off removed as well.")
+    if negative:
+        print("  * came out negative, shown as 0: a median subtracted was the larger in that round (each is a")
+        print("    median of its own, and a loaded machine moves them apart), so the share is under what the")
+        print("    figures can tell:")
+        for line in negative:
+            print("      " + line)
 
     # problems
     problems = sum((x or {}).get("problem_count", 0) for x in warm + warm_null)
