@@ -544,11 +544,15 @@ def cmd_report(a):
         print("  (3) without AWS_LAMBDA_RUNTIME_API bootstrap exits at its first check in main(): loading and")
         print("      relocating its shared libraries, their constructors, log setup, curl_global_init, one")
         print("      log line; measured as /bin/true is")
-    if fails:
-        print("  WARNING: %d bootstrap starts failed their init" % fails)
+    null_fails = sum((x or {}).get("failures", 0) for x in init_null)
+    for what, n in (("bootstrap", fails), ("null runtime", null_fails)):
+        if n:
+            print("  WARNING: %d %s starts of %d failed their init (the emulator's log: init-*.log with "
+                  "KEEP_TMP=1)" % (n, what, runs * int(E["INIT_N"])))
     init_rss = [x["max_rss_kb"]["median"] if x and x.get("max_rss_kb") else None for x in init_boot]
     result["cold_init_ms"] = {"bootstrap": s_boot, "null_runtime": s_null, "bin_true": s_true,
-                              "python_pass": s_py, "bootstrap_exec_exit": s_bx, "failures": fails, "aim_ms": INIT_AIM_MS}
+                              "python_pass": s_py, "bootstrap_exec_exit": s_bx, "failures": fails,
+                              "null_runtime_failures": null_fails, "aim_ms": INIT_AIM_MS}
 
     # 2. memory
     print()
@@ -650,6 +654,12 @@ def cmd_report(a):
                          "loadavg_at_start": E["B_LOADAVG"], "loadavg_at_end": E.get("B_LOADAVG_END")}
     result["log_problems"] = problems
     checks = []
+    for kind, rounds_of in (("bootstrap", init_boot), ("null runtime", init_null)):
+        for r, x in zip(rounds, rounds_of):
+            if x is None:
+                checks.append("round %d, %s: no cold init result" % (r, kind))
+            elif x.get("failures"):
+                checks.append("round %d, %s: %d of %d starts failed their init" % (r, kind, x["failures"], x["runs"]))
     for kind, rounds_of in (("bootstrap", warm), ("null runtime", warm_null)):
         for r, x in zip(rounds, rounds_of):
             if x is None:
