@@ -43,8 +43,8 @@ static const char JSON_TYPE[] = "application/json";
 static void set_body(api_response *resp, int status, sbuf *b)
 {
     if (sbuf_failed(b)) {
+        api_sbuf_error(resp, b);
         sbuf_free(b);
-        api_error(resp, 500, "Out of memory");
         return;
     }
     resp->status = status;
@@ -56,8 +56,8 @@ static void validation_error(api_response *resp, validation *v)
 {
     free(resp->body);
     resp->body = validation_body(v, &resp->body_len);
-    if (!resp->body) {
-        api_error(resp, 500, "Out of memory");
+    if (!resp->body) { /* the items' own failure, or the body's want of memory */
+        api_sbuf_error(resp, sbuf_failed(&v->items) ? &v->items : NULL);
         return;
     }
     resp->status = 422;
@@ -964,8 +964,8 @@ static bool redirect_slash(const api *a, const api_request *req, api_response *r
         sep = '&';
     }
     if (sbuf_failed(&loc)) { /* a redirect that cannot be made is no 404 */
+        api_sbuf_error(resp, &loc);
         sbuf_free(&loc);
-        api_error(resp, 500, "Out of memory");
         return true;
     }
     bool fits = loc.len < sizeof resp->headers[0].value;

@@ -5,6 +5,7 @@
 
 #include "core/sbuf.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <strings.h>
@@ -53,6 +54,17 @@ void api_error(api_response *resp, int status, const char *detail)
         resp->body_len = 0;
     }
     sbuf_free(&b);
+}
+
+void api_sbuf_error(api_response *resp, const sbuf *b)
+{
+    if (!b || sbuf_error(b) == ENOMEM) {
+        api_error(resp, 500, "Out of memory");
+        return;
+    }
+    char detail[96];
+    snprintf(detail, sizeof detail, "Cannot make the answer: %s", sbuf_error_text(b));
+    api_error(resp, 500, detail);
 }
 
 const char *api_body_too_large_detail(char *buf, size_t size, size_t limit)

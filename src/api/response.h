@@ -65,6 +65,15 @@ typedef struct api_response {
  * resp is a 500 without a body, which a transport answers with api_bodiless_text().
  */
 void api_error(api_response *resp, int status, const char *detail);
+/*
+ * Fill resp with the error of a body that could not be made: b is the failed buffer, or NULL
+ * when memory ran out elsewhere. A 500 in every case, since no input taskd accepts can make its
+ * text fail but a shortage of taskd's own (a value quoted whole is bounded by the body limit, far
+ * below the INT_MAX bytes sbuf_printf() can format): "Out of memory" for ENOMEM, else "Cannot
+ * make the answer: " and sbuf_error_text()'s words.
+ */
+struct sbuf;
+void api_sbuf_error(api_response *resp, const struct sbuf *b);
 /* What a transport sends for a response without a body of its own: "", or for an error (whose
  * body api_error() could not make) {"detail":"Out of memory"}. Static, never freed. */
 const char *api_bodiless_text(const api_response *resp);

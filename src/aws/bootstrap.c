@@ -247,7 +247,7 @@ static void write_metrics(const runtime_graph *g, const lambda_invocation *inv)
     sbuf b = {0};
     metrics_write_emf(g->tel.metrics, &o, &b);
     if (sbuf_failed(&b))
-        log_error("cannot write the invocation's metrics", "error", "out of memory", NULL);
+        log_error("cannot write the invocation's metrics", "error", sbuf_error_text(&b), NULL);
     else if (b.len && (fwrite(b.data, 1, b.len, stdout) != b.len || fflush(stdout) != 0))
         log_error("cannot write the invocation's metrics", "error", "stdout failed", NULL);
     sbuf_free(&b);

@@ -6,6 +6,7 @@
 #include "core/errbuf.h"
 #include "util/clock.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,8 +30,10 @@ void role_fail(role_result *out, const char *type, const char *fmt, ...)
 void role_respond(role_result *out, sbuf *b)
 {
     if (sbuf_failed(b)) {
+        /* Lambda's type for a shortage; text that could not be formatted is taskd's own fault */
+        role_fail(out, sbuf_error(b) == ENOMEM ? "Runtime.OutOfMemory" : "Runtime.EncodeError",
+                  "cannot encode the response: %s", sbuf_error_text(b));
         sbuf_free(b);
-        role_fail(out, "Runtime.OutOfMemory", "cannot encode the response");
         return;
     }
     out->response = b->data;

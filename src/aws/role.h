@@ -42,8 +42,9 @@ struct role {
  * (errbuf_set()). */
 void role_fail(role_result *out, const char *type, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* Answer with the JSON text b holds, which out takes (b is left empty); the invocation fails
- * (Runtime.OutOfMemory) when b ran out of memory. */
+/* Answer with the JSON text b holds, which out takes (b is left empty); when b failed, the
+ * invocation fails, saying why (sbuf_error_text()): Runtime.OutOfMemory when b ran out of memory,
+ * Runtime.EncodeError for text it could not format. */
 void role_respond(role_result *out, sbuf *b);
 /* Release what a result owns. */
 void role_result_clear(role_result *out);

@@ -83,6 +83,22 @@ int sbuf_error(const sbuf *b)
     return !b->failed ? 0 : b->error ? b->error : ENOMEM;
 }
 
+const char *sbuf_error_text(const sbuf *b)
+{
+    switch (sbuf_error(b)) {
+    case 0:
+        return "";
+    case ENOMEM:
+        return "out of memory";
+    case EOVERFLOW:
+        return "text too long to format";
+    case EILSEQ:
+        return "a character the locale cannot write";
+    default:
+        return "text that cannot be formatted";
+    }
+}
+
 void sbuf_int(sbuf *b, int64_t v)
 {
     /* by hand: snprintf's format parsing costs more than the digits on the hot paths */

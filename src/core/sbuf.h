@@ -143,6 +143,13 @@ static inline bool sbuf_failed(const sbuf *b)
  */
 int sbuf_error(const sbuf *b);
 /*
+ * Why the buffer failed, in words for a log line or an error's message: "out of memory" for
+ * ENOMEM, else what sbuf_printf() could not format ("text too long to format" for EOVERFLOW, "a
+ * character the locale cannot write" for EILSEQ, "text that cannot be formatted" for another
+ * error); "" when it has not failed. Static text.
+ */
+const char *sbuf_error_text(const sbuf *b);
+/*
  * Hand the bytes to the caller (who frees them) and reset the buffer; NULL
  * (and the bytes freed) when an allocation failed, so no caller ever gets
  * half-built text.

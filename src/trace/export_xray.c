@@ -99,7 +99,8 @@ static bool send_span(xray_exporter *x, const span *s)
     } else {
         xray_datagram(&dgram, doc.data);
         if (sbuf_failed(&dgram) || !dgram.data) {
-            problem = "X-Ray datagram: out of memory";
+            problem = "X-Ray datagram not made";
+            snprintf(reason, sizeof reason, "%s", sbuf_error_text(&dgram));
         } else {
             ssize_t n = sendto(x->fd, dgram.data, dgram.len, MSG_DONTWAIT | MSG_NOSIGNAL,
                                (const struct sockaddr *)&x->addr, x->addrlen);

@@ -39,6 +39,7 @@
 #include "support/store_front.h"
 #include "support/tmpdir.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -48,6 +49,7 @@
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
+#include <wchar.h>
 
 #define NOW         1700000000 /* the requests' clock */
 #define GRACE       3600       /* retention grace given to the DynamoDB store */
@@ -700,6 +702,34 @@ static void test_body_limit(void **state)
     big[64] = ' ';
     r = call(f, "GET", "/health", big, NULL);
     assert_int_equal(r.status, 413);
+    api_response_free(&r);
+}
+
+/*
+ * A body that could not be made is a 500 whose detail says why: memory ran out ("Out of memory"),
+ * or the text could not be formatted, which is not said to be memory.
+ */
+static void test_a_failed_body_says_why(void **state)
+{
+    (void)state;
+    sbuf b = {0};
+    sbuf_printf(&b, "%lc", (wint_t)0x20ac); /* the C locale has no euro sign */
+    assert_int_equal(sbuf_error(&b), EILSEQ);
+    api_response r = {0};
+    api_sbuf_error(&r, &b);
+    assert_error(&r, 500, "Cannot make the answer: a character the locale cannot write");
+    api_response_free(&r);
+    sbuf_free(&b);
+    sbuf_append(&b, "x", SIZE_MAX); /* no such memory */
+    assert_int_equal(sbuf_error(&b), ENOMEM);
+    r = (api_response){0};
+    api_sbuf_error(&r, &b);
+    assert_error(&r, 500, "Out of memory");
+    api_response_free(&r);
+    sbuf_free(&b);
+    r = (api_response){0};
+    api_sbuf_error(&r, NULL); /* memory ran out elsewhere */
+    assert_error(&r, 500, "Out of memory");
     api_response_free(&r);
 }
 
@@ -2855,6 +2885,7 @@ int main(void)
         CASE(test_idempotency_key_of_a_gone_task),
         CASE(test_routing_errors),
         CASE(test_body_limit),
+        CASE(test_a_failed_body_says_why),
         CASE(test_data_limit),
         CASE(test_no_pipeline_routes),
         CASE(test_no_pipeline_live_routes),

@@ -878,6 +878,25 @@ static void test_printf_format_error_is_not_out_of_memory(void **state)
     assert_int_equal(sbuf_error(&b), 0);
 }
 
+/* sbuf_error_text() says what failed the buffer, and out of memory only when memory ran out. */
+static void test_error_text_says_why(void **state)
+{
+    (void)state;
+    sbuf b = {0};
+    assert_string_equal(sbuf_error_text(&b), "");
+    sbuf_printf(&b, "%lc", (wint_t)0x20ac); /* the C locale has no euro sign */
+    assert_string_equal(sbuf_error_text(&b), "a character the locale cannot write");
+    sbuf_free(&b);
+    sbuf_append(&b, "x", SIZE_MAX);
+    assert_string_equal(sbuf_error_text(&b), "out of memory");
+    sbuf_free(&b);
+    /* past INT_MAX bytes, which vsnprintf() cannot count */
+    b = (sbuf){.failed = true, .error = EOVERFLOW};
+    assert_string_equal(sbuf_error_text(&b), "text too long to format");
+    b = (sbuf){.failed = true, .error = EINVAL};
+    assert_string_equal(sbuf_error_text(&b), "text that cannot be formatted");
+}
+
 /* As Go's fmt.Print writes a float64 (strconv's 'g', -1), as Prometheus's Go client writes le. */
 static void test_double_text_go(void **state)
 {
@@ -1044,6 +1063,7 @@ int main(void)
         cmocka_unit_test(test_json_long_string),
         cmocka_unit_test(test_a_length_past_any_memory_fails),
         cmocka_unit_test(test_printf_format_error_is_not_out_of_memory),
+        cmocka_unit_test(test_error_text_says_why),
         cmocka_unit_test(test_failed_is_sticky),
         cmocka_unit_test(test_double_text_go),
         cmocka_unit_test(test_utf8_cut_never_splits_a_character),

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <wchar.h>
 
 #define NOW 1700000000 /* the claims' clock */
 
@@ -343,6 +344,30 @@ static void test_a_stale_list_ends_the_run(void **state)
     assert_int_equal(expired_count(f, "TASK2"), 0);
 }
 
+/* An answer that could not be made fails the invocation with why: Runtime.OutOfMemory for memory
+ * run out, and for text that could not be formatted an error of its own that says so. */
+static void test_an_answer_not_made_says_why(void **state)
+{
+    (void)state;
+    sbuf b = {0};
+    sbuf_printf(&b, "%lc", (wint_t)0x20ac); /* the C locale has no euro sign */
+    role_result out = {0};
+    role_respond(&out, &b);
+    assert_null(out.response);
+    assert_string_equal(out.error_type, "Runtime.EncodeError");
+    assert_string_equal(out.error_message,
+                        "cannot encode the response: a character the locale cannot write");
+    assert_false(sbuf_failed(&b));
+    role_result_clear(&out);
+    sbuf_append(&b, "x", SIZE_MAX); /* no such memory */
+    out = (role_result){0};
+    role_respond(&out, &b);
+    assert_null(out.response);
+    assert_string_equal(out.error_type, "Runtime.OutOfMemory");
+    assert_string_equal(out.error_message, "cannot encode the response: out of memory");
+    role_result_clear(&out);
+}
+
 int main(void)
 {
     log_setup(LOG_ERROR, "test");
@@ -355,6 +380,7 @@ int main(void)
         CASE(test_a_renewed_lease_is_not_ended),
         CASE(test_a_stale_list_ends_the_run),
         CASE(test_a_lease_the_store_cannot_end_is_passed_over),
+        cmocka_unit_test(test_an_answer_not_made_says_why),
     };
 #undef CASE
     return cmocka_run_group_tests(tests, NULL, NULL);
