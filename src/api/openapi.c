@@ -17,6 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The white space pydantic strips around an integer's text (Rust's char::is_whitespace, as
+ * validate.c's space_at() reads it): a part of the ttl string's pattern, any number of them. */
+#define LAX_SPACE                                                                                  \
+    "[\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*"
+
 /* clang-format off */
 static const char document[] =
     "{"
@@ -31,8 +36,9 @@ static const char document[] =
     "client repeats its method and body there;\\n- a query parameter given twice is read at its "
     "last value, and by its name as written (`LIMIT` is not `limit`), as FastAPI reads them; one "
     "without `=` is empty (`?limit` is `?limit=`, a `422`; `?next_token` the first page); an "
-    "integer (`limit`, `wait`) is read as pydantic reads one from a string (`+5`, ` 5`, `5.0` "
-    "and `4_2` are integers; `5.5`, `1e2` are not);\\n- an unknown path answers `404` (detail `Not "
+    "integer (`limit`, `wait`) is read as pydantic reads one from a string, as the pattern of a "
+    "`ttl` string has it (`+5`, ` 5`, `5.0` and `4_2` are integers; `5.5`, `1e2` and `\\u0665` "
+    "are not);\\n- an unknown path answers `404` (detail `Not "
     "Found`), and a known path with a method it does not serve `405` (detail `Method Not Allowed`) "
     "with an `Allow` header;\\n- every `GET` is answered for `HEAD` too, with the same status and "
     "headers and no body;\\n- a request body over the configured `body_limit` (1 MiB by default) "
@@ -559,10 +565,17 @@ static const char document[] =
     "     },"
     "     \"ttl\":{"
     "      \"description\":\"Unix seconds after which the finished task may be deleted (no later "
-    "than 9223372036854775807); null or absent: never. An integer, or its digits as a string\","
+    "than 9223372036854775807); null or absent: never. An integer, or a string pydantic reads as "
+    "one (of at most 4300 digits): its digits, with white space around them, a `+`, single `_` "
+    "between digits, leading zeros or a fraction of zeros (`1662381756`, `+5`, ` 5`, `4_2`, "
+    "`5.00`; `-0` is 0)\","
     "      \"anyOf\":["
     "       {\"type\":\"integer\",\"format\":\"int64\",\"minimum\":0},"
-    "       {\"type\":\"string\",\"pattern\":\"^(?:[0-9]+|-0+)$\"},"
+    "       {"
+    "        \"type\":\"string\","
+    "        \"pattern\":\"^" LAX_SPACE "(?:\\\\+?(?:(?:0[0_]*)?[1-9][0-9]*(?:_[0-9]+)*|0(?:[0_]*0)?|"
+    "0[0_]*-_?0)|-0(?:[0_]*0)?)(?:\\\\.0+)?" LAX_SPACE "$\""
+    "       },"
     "       {\"type\":\"null\"}"
     "      ]"
     "     }"

@@ -45,6 +45,9 @@ LOCAL_PATHS = {"/", "/dashboard/{name}", "/tasks/{task_id}/trace", "/queues", "/
                "/events"}
 UNKNOWN_ID = "0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e5f"
 ABSENT = object()  # no request body at all
+# The white space pydantic strips around an integer's text (Rust's char::is_whitespace)
+LAX_SPACE = "\t\n\x0b\x0c\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200b))) \
+    + "\u2028\u2029\u202f\u205f\u3000"
 
 REDOCLY_CONFIG = """\
 # Written by tests/integration/test_openapi.py. Redocly's recommended rules; the test fails on
@@ -128,12 +131,25 @@ def templates(doc):
     return [(re.compile(rx), t) for _, rx, t in sorted(out)]
 
 
-def coerce(schema, raw):
-    """A query/header string as the value its schema describes (integers from digits)."""
+def integer_text(doc):
+    """The document's pattern of an integer written as text (the string a ttl may be), which
+    info.description says the integer query parameters are read by too."""
+    ttl = doc["components"]["schemas"]["NewTask"]["properties"]["ttl"]
+    return re.compile(next(s["pattern"] for s in ttl["anyOf"] if s.get("type") == "string"))
+
+
+def coerce(schema, raw, int_text):
+    """A query/header string as the value its schema describes: an integer from text that
+    int_text matches (white space around it, a '+', '_' between digits, a fraction of zeros, the
+    forms of zero with a '-'), else from digits with a sign (out of its bounds), else the text."""
     types = schema.get("type")
     types = types if isinstance(types, list) else [types]
-    if "integer" in types and re.fullmatch(r"[+-]?[0-9]+", raw or ""):
-        return int(raw)
+    if "integer" in types and raw is not None:
+        if int_text.fullmatch(raw):
+            digits = re.sub(r"\.0+$", "", raw.strip(LAX_SPACE)).replace("_", "").lstrip("+")
+            return 0 if "-" in digits else int(digits)
+        if re.fullmatch(r"[+-]?[0-9]+", raw):
+            return int(raw)
     return raw
 
 
@@ -143,6 +159,7 @@ class Doc:
     def __init__(self, doc):
         self.doc = doc
         self.templates = templates(doc)
+        self.int_text = integer_text(doc)
         self.checks = []      # for openapi_check.mjs
         self.expect = {}      # check id -> (what, must be valid: True/False, group or None)
         self.problems = []    # mismatches found without Ajv
@@ -214,7 +231,7 @@ class Doc:
         for key, (p, schema_ptr) in params.items():
             if key in values:
                 self.check("%s: %s parameter %s=%r" % (what, key[0], key[1], values[key]),
-                           schema_ptr, coerce(pointer_get(self.doc, schema_ptr), values[key]),
+                           schema_ptr, coerce(pointer_get(self.doc, schema_ptr), values[key], self.int_text),
                            valid=valid, group=group)
             elif p.get("required") and valid:
                 self.problems.append("%s: required %s parameter %s not sent, yet accepted"
@@ -263,7 +280,7 @@ class Doc:
                                          % (what, status, name))
             elif "schema" in h:
                 self.check("%s: %d header %s" % (what, status, name), hptr + "/schema",
-                           coerce(pointer_get(self.doc, hptr + "/schema"), value))
+                           coerce(pointer_get(self.doc, hptr + "/schema"), value, self.int_text))
         content = resp.get("content")
         ctype = lower.get("content-type")
         if not content:
@@ -479,6 +496,12 @@ class Live(OpenAPITestCase):
         self.create("ttl as digits", {"task_type": "TASK2", "ttl": "1662381756"})
         self.create("ttl zero as -0", {"task_type": "TASK2", "ttl": "-0"})
         self.create("ttl whole float", {"task_type": "TASK3", "ttl": 1662381756.0})
+        # the strings pydantic reads as integers, which the ttl's pattern must take
+        for what, ttl in (("a '+'", "+1662381756"), ("white space", " 1662381756\t"),
+                          ("Unicode white space", "\u30001662381756\x85"),
+                          ("underscores", "1_662_381_756"), ("a fraction of zeros", "1662381756.00"),
+                          ("leading zeros", "0_01662381756"), ("zero after a zero", "0-_0")):
+            self.create("ttl string with " + what, {"task_type": "TASK2", "ttl": ttl})
         self.create("data omitted, unknown field", {"task_type": "TASK3", "extra": [1, 2]})
         self.create("data empty, ttl 0", {"task_type": "TASK3", "data": {}, "ttl": 0})
         key = {"Idempotency-Key": "openapi-test-key"}
@@ -502,6 +525,12 @@ class Live(OpenAPITestCase):
             ("ttl negative", {"task_type": "TASK2", "ttl": -1}),
             ("ttl not digits", {"task_type": "TASK2", "ttl": "soon"}),
             ("ttl negative digits", {"task_type": "TASK2", "ttl": "-5"}),
+            ("ttl negative after a zero", {"task_type": "TASK2", "ttl": "0-5"}),
+            ("ttl string with a fraction", {"task_type": "TASK2", "ttl": "5.5"}),
+            ("ttl string with an exponent", {"task_type": "TASK2", "ttl": "1e2"}),
+            ("ttl Arabic-Indic digit", {"task_type": "TASK2", "ttl": "\u0665"}),
+            ("ttl string with '_' first", {"task_type": "TASK2", "ttl": "_5"}),
+            ("ttl string with '__'", {"task_type": "TASK2", "ttl": "1__2"}),
             ("ttl fractional", {"task_type": "TASK2", "ttl": 1.5}),
             ("ttl boolean", {"task_type": "TASK2", "ttl": True}),
             ("every field bad", {"task_type": 1, "data": 2, "ttl": "x"}),
@@ -536,7 +565,11 @@ class Live(OpenAPITestCase):
                                "wait")
             self.expect_status(call("wait, unknown", "GET", "/tasks/%s?wait=1" % UNKNOWN_ID), 404,
                                "wait unknown")
-        for what, q in (("wait 0", "wait=0"), ("wait 61", "wait=61"), ("wait not a number", "wait=x")):
+            for q in ("wait=%2B60", "wait=%2060%09", "wait=60.0", "wait=6_0"):
+                self.expect_status(call("wait, finished, " + q, "GET",
+                                        "/tasks/%s?%s" % (done_id, q)), 200, q)
+        for what, q in (("wait 0", "wait=0"), ("wait 61", "wait=61"), ("wait not a number", "wait=x"),
+                        ("wait with a fraction", "wait=1.5"), ("wait in Arabic-Indic", "wait=%D9%A5")):
             self.expect_status(call(what, "GET", "/tasks/%s?%s" % (t1, q), input_ok=False), 422, what)
 
         # --- listing
@@ -554,13 +587,16 @@ class Live(OpenAPITestCase):
                                     q + "&status=CREATED&task_type=TASK2"), 200, "page 2 filters")
             self.expect_status(call("token of other filters", "GET", q + "&status=FAILED"), 400,
                                "token filters")
-        for q in ("limit=1", "limit=100", "limit=%2B5", "limit=0&limit=5", "LIMIT=0"):
+        for q in ("limit=1", "limit=100", "limit=%2B5", "limit=%205", "limit=%E3%80%805%C2%A0",
+                  "limit=5.0", "limit=4_2", "limit=0&limit=5", "LIMIT=0"):
             self.expect_status(call("list " + q, "GET", "/tasks?" + q), 200, q)
         self.expect_status(call("list empty token", "GET", "/tasks?next_token="), 200, "empty token")
         self.expect_status(call("list bad token", "GET", "/tasks?next_token=garbage"), 400,
                            "bad token")
         for what, q in [("limit 0", "limit=0"), ("limit 101", "limit=101"),
-                        ("limit not a number", "limit=ten"), ("status unknown", "status=DONE"),
+                        ("limit not a number", "limit=ten"), ("limit with a fraction", "limit=5.5"),
+                        ("limit with an exponent", "limit=1e2"), ("limit in Arabic-Indic", "limit=%D9%A5"),
+                        ("status unknown", "status=DONE"),
                         ("task_type unknown", "task_type=NOPE"),
                         ("every parameter bad", "limit=-1&status=x&task_type=y")]:
             self.expect_status(call(what, "GET", "/tasks?" + q, input_ok=False), 422, what)
