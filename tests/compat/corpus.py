@@ -109,6 +109,11 @@ def crafted_token(v):
     return "/tasks?next_token=" + quote(b64({"id": v["a"]}), safe="")
 
 
+# 1662381756 in Arabic-Indic (U+0660-U+0669) and in fullwidth (U+FF10-U+FF19) digits
+ARABIC_INDIC_TTL = "".join(chr(0x0660 + int(d)) for d in "1662381756")
+FULLWIDTH_TTL = "".join(chr(0xFF10 + int(d)) for d in "1662381756")
+
+
 def post(name, body, note="", **kw):
     return Step(name, "POST", "/tasks", body=body, note=note, **kw)
 
@@ -397,6 +402,14 @@ STEPS = [
     post("post.ttl.string-spaces", valid(ttl=" 1662381756\t"), note="ttl with white space around it"),
     post("post.ttl.string-underscores", valid(ttl="1_662_381_756"), note="ttl \"1_662_381_756\""),
     post("post.ttl.string-zero-fraction", valid(ttl="1662381756.00"), note="ttl \"1662381756.00\""),
+    # digits other than ASCII's, which pydantic v1 reads (int()) and v2 refuses (int_parsing)
+    post("post.ttl.string-arabic-indic", valid(ttl=ARABIC_INDIC_TTL),
+         note="ttl 1662381756 in Arabic-Indic digits"),
+    post("post.ttl.string-arabic-indic-five", valid(ttl=" \u0665"), note="ttl \" \u0665\" (v1: 5)"),
+    post("post.ttl.string-fullwidth", valid(ttl="+" + FULLWIDTH_TTL),
+         note="ttl 1662381756 in fullwidth digits, with a '+'"),
+    post("post.ttl.string-mixed-digits", valid(ttl="166238175\u0666"),
+         note="ttl of ASCII digits and one Arabic-Indic"),
     post("post.ttl.string-zero-minus", valid(ttl="0-5"), note="ttl \"0-5\", which pydantic v2 reads as -5"),
     post("post.ttl.list", valid(ttl=[1])),
     post("post.ttl.object", valid(ttl={})),

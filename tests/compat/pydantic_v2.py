@@ -34,6 +34,8 @@ original installed today gives:
                                                                        should be a valid integer,
                                                                        got a number with a
                                                                        fractional part"
+  int field, a string with digits other than  v1 gives int(value):  -> int_parsing (v2 reads
+  ASCII's ("\u0665", fullwidth "\uff15")     5                        ASCII digits alone)
   str field, a number or boolean (5, true)    v1 gives "5", "True"  -> string_type
   dict field, a list of pairs or a string     v1 gives dict(value)  -> dict_type
   that dict() takes ([], "", [["a", 1]])
@@ -135,9 +137,21 @@ def _v1_accepts_dict(value):
     return True
 
 
+def _int_of_other_digits(text):
+    """Whether Python's int(), which v1 reads a string with, takes text and a digit of it is not
+    ASCII: v2 refuses every such text (int_parsing), its digits being 0-9 alone."""
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return any(c.isdigit() and not c.isascii() for c in text)
+
+
 def v1_only_coercion(kind, value):
     """True when pydantic v1 accepts value for a field of this kind and v2 refuses it."""
     if kind == "int":
+        if isinstance(value, str):
+            return _int_of_other_digits(value)
         return isinstance(value, float) and value == value and \
             value not in (float("inf"), float("-inf")) and not value.is_integer()
     if kind == "str":
