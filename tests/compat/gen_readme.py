@@ -27,7 +27,7 @@ HEADING = "## Compatibility with the original's clients"
 ANCHOR = "## Configuration"
 TABLE = os.path.join(HERE, "differences.json")
 ORDER = ("better", "extension", "incompatible")
-MAX_LISTED = 8  # longer groups list their requests by name only
+MAX_LISTED = 8  # longer groups list their requests by name, and note, only
 TITLES = {
     "better": "Deliberately better",
     "extension": "Compatible extensions",
@@ -35,8 +35,15 @@ TITLES = {
 }
 
 
-def _cell(text):
+def cell(text):
+    """text in a table's cell: no '|' of its own, one line."""
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _named(name, steps):
+    """The request's name, and its note where it has one: a long group's entry."""
+    step = steps.get(name)
+    return "`%s`" % name + (" (%s)" % step.note if step is not None and step.note else "")
 
 
 def _request(name, steps):
@@ -100,12 +107,13 @@ def render(table=None):
         for (differs, why), members in rows:
             if len(members) > MAX_LISTED:
                 # a long group: its requests by name, its status pairs once each
-                reqs = "%d requests: %s" % (len(members), ", ".join("`%s`" % e["step"] for e in members))
+                reqs = "%d requests: %s" % (len(members), ", ".join(cell(_named(e["step"], steps))
+                                                                    for e in members))
                 statuses = "<br>".join(dict.fromkeys(e.get("status", "?") for e in members))
             else:
-                reqs = "<br>".join(_cell(_request(e["step"], steps)) for e in members)
+                reqs = "<br>".join(cell(_request(e["step"], steps)) for e in members)
                 statuses = "<br>".join(e.get("status", "?") for e in members)
-            out.append("| %s | %s | %s | %s |" % (reqs, statuses, _cell(differs), _cell(why)))
+            out.append("| %s | %s | %s | %s |" % (reqs, statuses, cell(differs), cell(why)))
     return "\n".join(out) + "\n"
 
 

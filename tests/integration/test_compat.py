@@ -48,6 +48,19 @@ class TableAndReadme(unittest.TestCase):
         if problem:
             self.fail(problem)
 
+    def test_every_classed_request_is_shown_with_its_note(self):
+        """A request's note (what it sends, as the corpus says) is in the README's row of it,
+        in a row that names its requests alone too."""
+        with open(gen_readme.README, encoding="utf-8") as f:
+            rows = (gen_readme.current_section(f.read()) or "").splitlines()
+        steps = corpus.by_name()
+        lost = ["%s: %s" % (e["step"], steps[e["step"]].note)
+                for e in compare.load_table()["entries"]
+                if steps[e["step"]].note
+                and not any("`%s`" % e["step"] in row and steps[e["step"]].note.replace("|", "\\|") in row
+                            for row in rows)]
+        self.assertEqual(lost, [], "notes not in the README's rows:\n" + "\n".join(lost))
+
 
 SKIPPED = 77  # CTest's SKIP_RETURN_CODE for this test (CMakeLists.txt)
 
