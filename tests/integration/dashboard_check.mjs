@@ -2833,6 +2833,36 @@ if (args.token_base) {
   }, {size: {width: 1280, height: 800}}));
 }
 
+// A browser that refuses the page its storage (privacy settings, a sandboxed frame: setItem throws,
+// or sessionStorage itself): the tab sends the token entered all the same, where it sent none and
+// asked for the token again at each entry; a reload asks for it again, the storage having kept nothing.
+if (args.token_base) {
+  await step('a tab refused its storage sends the token entered, and asks for it again after a reload', () =>
+    atOnce(['setItem', 'sessionStorage'], (refused) => withContext(async (ctx) => {
+      const p = await ctx.newPage();
+      await p.addInitScript((r) => {
+        const no = () => {
+          throw new DOMException('The operation is insecure.', 'SecurityError');
+        };
+        if (r === 'setItem') Storage.prototype.setItem = no;
+        else Object.defineProperty(window, 'sessionStorage', {configurable: true, get: no});
+      }, refused);
+      await p.goto(args.token_base + '/');
+      await p.waitForSelector('#token-form:not([hidden])', {timeout: WAIT});
+      await p.fill('#token-input', args.token);
+      await p.click('#token-form button[type="submit"]');
+      await p.waitForSelector(`#tasks tr[data-id="${args.token_task}"]`, {timeout: WAIT}).catch(async () => {
+        throw new Error('the tasks were not read with the token entered; the banner says ' + quote(await p.textContent('#banner')));
+      });
+      await waitConn(p, 'live', 'the token entered');
+      check(await p.isHidden('#token-form'), 'the token was asked for again; the banner says ' + quote(await p.textContent('#banner')));
+      await p.reload();
+      await p.waitForSelector('#token-form:not([hidden])', {timeout: WAIT}).catch(() => {
+        throw new Error('a reload, the storage refused, did not ask for the token again');
+      });
+    }, {size: {width: 1280, height: 800}, what: refused === 'setItem' ? 'setItem refused' : 'sessionStorage refused'})));
+}
+
 if (args.token_base) {
   await step('tabs share a stream only with tabs of the same token: a tab without it is passed nothing, and joins once given it', () => withContext(async (ctx) => {
     const keyed = await ctx.newPage();

@@ -352,22 +352,30 @@ const health = {
 };
 
 // With tokens configured (docs/auth.md) taskd answers 401 until the page sends one: the page
-// asks for it, keeps it for this tab only (sessionStorage) and sends it with every request.
+// asks for it, keeps it for this tab only and sends it with every request. The tab holds it in
+// memory; sessionStorage keeps a copy for a reload of the tab. A browser that refuses the storage
+// (its privacy settings, a sandboxed frame: its setter or the storage itself throws) leaves the
+// tab its own copy, which it sends all the same, and asks for the token again on the next load.
+function storedToken(key) {
+  try {
+    return sessionStorage.getItem(key) || '';
+  } catch (e) {
+    return ''; // storage refused
+  }
+}
 const auth = {
   key: 'taskd.token',
+  held: '', // the token this tab sends (kept in sessionStorage for a reload, as it allows)
   get token() {
-    try {
-      return sessionStorage.getItem(this.key) || '';
-    } catch (e) {
-      return '';
-    }
+    return this.held;
   },
   set token(value) {
+    this.held = value;
     try {
       if (value) sessionStorage.setItem(this.key, value);
       else sessionStorage.removeItem(this.key);
     } catch (e) {
-      // storage refused: the token is asked for again on the next load
+      // storage refused: the tab sends the token it holds, and asks for it again on the next load
     }
   },
   // the headers of a request sent with token t (the one held, unless given)
@@ -380,6 +388,7 @@ const auth = {
     sayConn();
   },
 };
+auth.held = storedToken(auth.key); // a reload's
 
 // taskd asked for a token and the page waits for one (the token form is shown).
 function waitingForToken() {
