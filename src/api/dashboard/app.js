@@ -382,6 +382,15 @@ const auth = {
   headers(extra = {}, t = this.token) {
     return t ? Object.assign({}, extra, {Authorization: 'Bearer ' + t}) : extra;
   },
+  // What a request sent now goes with (its token), for holds(): api() and the looks at the stream
+  // judge by it whether a 401 is of the token held, or of another one, entered since.
+  sent() {
+    return {token: this.held};
+  },
+  // whether sent (sent()) is what a request sent now goes with: the token held
+  holds(sent) {
+    return sent.token === this.held;
+  },
   ask() {
     $('#token-form').hidden = false;
     // a stream that asked for one is not tried again until a token is entered, or taskd asks for none
@@ -436,11 +445,10 @@ function lookWhileWaiting(ms = PERIODS.retry) {
       tokenLook = null;
       return;
     }
-    const token = auth.token;
     const look = await lookAtStream('/events');
     tokenLook = null;
     if (!streamAsks) return; // a token entered meanwhile, with which all was read again
-    if (auth.token !== token) {
+    if (!auth.holds(look.sent)) {
       lookWhileWaiting(); // the look was of the token before: the next one is of this one's
     } else if (look.status && look.status !== 401) {
       share.post({kind: 'unasked'});
@@ -538,11 +546,11 @@ async function bounded(ms, read) {
 // meanwhile), and a write's refusal is said by its caller alone. A read (GET) is bounded by
 // PERIODS.read, a write is not: given up, it may have been done all the same.
 async function api(path, {method = 'GET', body, as, current = () => true} = {}) {
-  const token = auth.token; // the one sent
+  const sent = auth.sent();
   const send = async (signal) => {
     const r = await fetch(path, {
       method,
-      headers: auth.headers(body === undefined ? {} : {'Content-Type': 'application/json'}, token),
+      headers: auth.headers(body === undefined ? {} : {'Content-Type': 'application/json'}, sent.token),
       body,
       cache: 'no-store',
       signal,
@@ -564,7 +572,7 @@ async function api(path, {method = 'GET', body, as, current = () => true} = {}) 
   }
   const detail = r.ok ? null : data && data.detail !== undefined ? data.detail : r.statusText;
   const said = typeof detail === 'string' ? detail : r.statusText;
-  const another = r.status === 401 && token !== auth.token; // sent with a token no longer held
+  const another = r.status === 401 && !auth.holds(sent); // sent with a token no longer held
   if (another && method === 'GET' && current()) return api(path, {as, current});
   const heard = current() && !another; // an outdated read says nothing
   if (r.status === 401 && heard) health.fail('auth', refusal(401, said)); // and the token field shows
@@ -1327,12 +1335,11 @@ function connect(after) {
       if (s !== source) return;
       // closed for good (an HTTP error answer): try again ourselves, a little later. Offline is
       // said once the reason is known: after a 401 the page waits for a token, it does not retry.
-      // The reason is said only of this stream, and with the token it was read with: a token
-      // entered meanwhile (another read asked for it) reads all again, and the look's refusal,
-      // made with none, would say that token refused
+      // The reason is said only of this stream, and while the look's token is held (auth.holds(),
+      // as api() judges a 401): a token entered meanwhile (another read asked for it) reads all
+      // again, and the look's refusal, made with none, would say that token refused
       streamGap = true;
-      const token = auth.token;
-      lookAtStream(url).then((look) => s === source && auth.token === token && sayRefused(look)).finally(() => {
+      lookAtStream(url).then((look) => s === source && auth.holds(look.sent) && sayRefused(look)).finally(() => {
         if (s !== source) return;
         setConn('offline', 'offline');
         // while the stream asks for a token, a token entered, or a look that finds taskd asks
@@ -1439,8 +1446,10 @@ function sayRefused({status, detail}) {
 }
 
 // How taskd answers a look at the stream: its status (0: taskd not reached) and detail; cut: the
-// read of an error answer's body was given up, and the status's text says it instead.
+// read of an error answer's body was given up, and the status's text says it instead; sent: what
+// the look went with (auth.sent()), of which its 401 says something while auth.holds() it.
 async function lookAtStream(url) {
+  const sent = auth.sent();
   let status = 0; // 0: taskd not reached
   let detail = '';
   let cut = false;
@@ -1450,7 +1459,7 @@ async function lookAtStream(url) {
     await bounded(PERIODS.retry, async (signal) => {
       // the headers say it, and an error answer's body its detail; the body of a stream (when it
       // works) is not read
-      const r = await fetch(url, {cache: 'no-store', signal, headers: auth.headers()});
+      const r = await fetch(url, {cache: 'no-store', signal, headers: auth.headers({}, sent.token)});
       detail = r.statusText;
       if (!r.ok) {
         try {
@@ -1465,7 +1474,7 @@ async function lookAtStream(url) {
   } catch (e) {
     status = 0;
   }
-  return {status, detail, cut};
+  return {status, detail, cut, sent};
 }
 
 function eventsRefused(status, detail) {
