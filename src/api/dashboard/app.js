@@ -366,11 +366,13 @@ function storedToken(key) {
 const auth = {
   key: 'taskd.token',
   held: '', // the token this tab sends (kept in sessionStorage for a reload, as it allows)
+  entered: 0, // the tokens entered in this tab
   get token() {
     return this.held;
   },
   set token(value) {
     this.held = value;
+    this.entered++;
     try {
       if (value) sessionStorage.setItem(this.key, value);
       else sessionStorage.removeItem(this.key);
@@ -382,14 +384,17 @@ const auth = {
   headers(extra = {}, t = this.token) {
     return t ? Object.assign({}, extra, {Authorization: 'Bearer ' + t}) : extra;
   },
-  // What a request sent now goes with (its token), for holds(): api() and the looks at the stream
-  // judge by it whether a 401 is of the token held, or of another one, entered since.
+  // What a request sent now goes with (its token, and the entry that gave it), for holds(): api()
+  // and the looks at the stream judge by it whether a 401 is of the token held, or of another one,
+  // entered since.
   sent() {
-    return {token: this.held};
+    return {token: this.held, entry: this.entered};
   },
-  // whether sent (sent()) is what a request sent now goes with: the token held
+  // Whether sent (sent()) is what a request sent now goes with: no token entered since. Another
+  // entry is another token, the same text too: entered again, it may be one taskd has learnt
+  // meanwhile (its token file read again), and a 401 of a request sent before it says nothing of it.
   holds(sent) {
-    return sent.token === this.held;
+    return sent.entry === this.entered;
   },
   ask() {
     $('#token-form').hidden = false;
@@ -540,11 +545,12 @@ async function bounded(ms, read) {
 // answer takes back what it had said. A read without one (made once, or a write: its failure is
 // said where it was asked for, or by another read) says nothing else. current: the check of a read
 // of which the newest alone counts (newestRead()): outdated once answered, the read says nothing,
-// its 401 neither (the newer read says what it finds). A 401 answering a request sent with another
-// token than the one now held (or with none, one held now: entered while it was under way) is that
-// token's, and says nothing either: a read is made again with the token held (unless outdated
-// meanwhile), and a write's refusal is said by its caller alone. A read (GET) is bounded by
-// PERIODS.read, a write is not: given up, it may have been done all the same.
+// its 401 neither (the newer read says what it finds). A 401 answering a request sent before the
+// token now held was entered (auth.holds(): with another token, with none, or with the same one
+// entered again, which taskd may have learnt since) is of what it was sent with, and says nothing
+// either: a read is made again with the token held (unless outdated meanwhile), and a write's
+// refusal is said by its caller alone. A read (GET) is bounded by PERIODS.read, a write is not:
+// given up, it may have been done all the same.
 async function api(path, {method = 'GET', body, as, current = () => true} = {}) {
   const sent = auth.sent();
   const send = async (signal) => {
