@@ -2409,7 +2409,9 @@ await step('a search refused with a 401 after the same token is entered again, t
 
 // A write is not made again: refused with a 401 once a token is entered, sent without one (another
 // route asked for one), its refusal is said under the form alone, and the page does not ask for a
-// token again (that token was never sent). Here the form's POST is held until the token is entered.
+// token again (that token was never sent). The form says it was sent before the token was entered,
+// to be sent again, where it said taskd's words alone ("A bearer token is required"), one being
+// held. Here the form's POST is held until the token is entered.
 await step('a task created without a token, refused with a 401 once one is entered, is not sent again, and says so under the form alone', () => withPage(async (p) => {
   await quickTimers(p, {read: 60000});
   await p.route((url) => url.pathname === '/metrics', asksWithoutToken);
@@ -2437,7 +2439,8 @@ await step('a task created without a token, refused with a 401 once one is enter
   await p.waitForFunction((s) => document.querySelector(s).textContent !== '', said, {timeout: WAIT}).catch(async () => {
     throw new Error('the form says nothing of its refusal; it shows ' + quote(await p.textContent('#create-result')));
   });
-  check(await p.textContent(said) === 'A bearer token is required', 'under the form: ' + quote(await p.textContent(said)));
+  check(await p.textContent(said) === 'It was sent before the token now held was entered, and taskd refused it ' +
+        '(401: A bearer token is required). Try again: the token goes with it now.', 'under the form: ' + quote(await p.textContent(said)));
   await p.waitForTimeout(1000); // a write made again comes within it
   check(posts.length === 1, 'the task was sent ' + posts.length + ' times');
   check(await p.isHidden('#token-form'), 'a write sent without a token, refused once one was entered, asks for a token ' +

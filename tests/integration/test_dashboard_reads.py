@@ -28,11 +28,11 @@ before the drawer or the list is read with it (the search is made again with it,
 task); made again with the token and refused again, the search asks for a token once and is not made
 again; one sent with a token taskd refused, refused after taskd learnt it and the same token was
 entered again, does not ask for a token again, and opens its task. A task created without a token,
-refused with a 401 once one is entered, is not sent again: the form says its refusal, and the page
-does not ask for a token again. A search answered after a newer one opened its task leaves that task
-open. A drawer closed while its task is read shows nothing of the answer. A tab that runs no
-animation frames (as out of sight) keeps no rows that 400 new tasks (a stream answered by the test)
-pushed off its page.
+refused with a 401 once one is entered, is not sent again: the form says it was sent before the
+token was entered, and to try again, and the page does not ask for a token again. A search answered
+after a newer one opened its task leaves that task open. A drawer closed while its task is read
+shows nothing of the answer. A tab that runs no animation frames (as out of sight) keeps no rows
+that 400 new tasks (a stream answered by the test) pushed off its page.
 """
 
 import os

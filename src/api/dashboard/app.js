@@ -549,8 +549,11 @@ async function bounded(ms, read) {
 // token now held was entered (auth.holds(): with another token, with none, or with the same one
 // entered again, which taskd may have learnt since) is of what it was sent with, and says nothing
 // either: a read is made again with the token held (unless outdated meanwhile), and a write's
-// refusal is said by its caller alone. A read (GET) is bounded by PERIODS.read, a write is not:
+// refusal is said by its caller alone, in AFTER_ENTRY's words. A read (GET) is bounded by PERIODS.read, a write is not:
 // given up, it may have been done all the same.
+// What a write refused with a 401 says when it was sent before the token now held was entered.
+const AFTER_ENTRY = (detail) => 'It was sent before the token now held was entered, and taskd refused it (401: ' +
+                                detail + '). Try again: the token goes with it now.';
 async function api(path, {method = 'GET', body, as, current = () => true} = {}) {
   const sent = auth.sent();
   const send = async (signal) => {
@@ -585,7 +588,13 @@ async function api(path, {method = 'GET', body, as, current = () => true} = {}) 
   const what = heard && as;
   if (what && r.status === 403) health.fail(what, refusal(403, said));
   else if (what) health.ok(what); // a 401 is said as the token asked for
-  if (!r.ok) throw new ApiError(r.status, detail, data);
+  if (!r.ok) {
+    const e = new ApiError(r.status, detail, data);
+    // a write's, said by its caller: taskd's words alone ("a token is required") would say that
+    // no token is held, where one is, and would go with the write sent again
+    if (another) e.message = AFTER_ENTRY(said);
+    throw e;
+  }
   return {status: r.status, data, text, headers: r.headers};
 }
 
