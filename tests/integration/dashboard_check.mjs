@@ -1444,19 +1444,35 @@ await step('the form keeps large integers as typed; a row opens from the keyboar
 
 // Esc in a field that takes text is the field's (a search field clears itself, an input method ends
 // its composition): typing in the search field, the form or the token field with the drawer open,
-// Esc closed the drawer too, and the focus went to the list. From anywhere else it closes it.
-await step('Esc in the search field, the form or the token field leaves the drawer open, and from the drawer closes it', () => withPage(async (p) => {
+// Esc closed the drawer too, and the focus went to the list. From anywhere else it closes it: from
+// a closed select too (the form's type, the list's filter), which does nothing with the key, where
+// it was held as a text field's, the drawer left open; the focus stays on the select.
+await step('Esc in the search field, the form or the token field leaves the drawer open, and from the drawer or a closed select closes it', () => withPage(async (p) => {
+  const open = async () => {
+    await p.evaluate((id) => (location.hash = '#/tasks/' + id), args.showcase_id);
+    await p.waitForSelector('#detail:not([hidden])', {timeout: WAIT});
+  };
   await p.goto(BASE + '/#/tasks/' + args.showcase_id);
   await p.waitForSelector('#detail:not([hidden])', {timeout: WAIT});
   await p.route((url) => url.pathname === '/metrics', (route) => route.fulfill(ASKS_TOKEN)); // the token field shows
   await p.waitForSelector('#token-form:not([hidden])', {timeout: WAIT});
-  for (const field of ['#search', '#create-data', '#create-ttl', '#create-type', '#token-input']) {
+  for (const field of ['#search', '#create-data', '#create-ttl', '#token-input']) {
     await p.focus(field);
-    if (field !== '#create-type') await p.keyboard.type('1');
+    await p.keyboard.type('1');
     await p.keyboard.press('Escape');
     check(await p.isVisible('#detail'), 'Esc in ' + field + ' closed the drawer; the focus is on ' + await focusText(p));
     check(await p.evaluate((f) => document.activeElement === document.querySelector(f), field),
           'Esc in ' + field + ' took the focus to ' + await focusText(p));
+  }
+  for (const select of ['#create-type', '#filter-type']) {
+    await p.focus(select);
+    await p.keyboard.press('Escape');
+    await p.waitForSelector('#detail', {state: 'hidden', timeout: WAIT}).catch(() => {
+      throw new Error('Esc in the closed select ' + select + ' left the drawer open');
+    });
+    check(await p.evaluate((f) => document.activeElement === document.querySelector(f), select),
+          'Esc in ' + select + ' took the focus to ' + await focusText(p));
+    await open();
   }
   await p.focus('#detail-close');
   await p.keyboard.press('Escape');

@@ -12,9 +12,9 @@ contrast of the durations written inside the waterfall's bars against each kind 
 answered by the test), 4.5:1 or more; watches a task with a short ttl, its detail open, be removed
 by the sweep: the drawer and the row say so, and so does a fresh load of the detail (a 404); sees
 the focus go back to a row's link when its drawer closes (by its button, or by Esc, which in a field
-that takes text, the search, the form's or the token's, is the field's and leaves the drawer open),
-and stay on a Redrive button across a
-queue refresh; cancels the confirmation dialog after a queue refresh has drawn its Redrive button
+that takes text, the search, the form's or the token's, is the field's and leaves the drawer open,
+and in a closed select, which does nothing with it, closes it, the focus staying there), and
+stay on a Redrive button across a queue refresh; cancels the confirmation dialog after a queue refresh has drawn its Redrive button
 anew, and sees the focus go back to the new button; redrives the dead letter through the dialog and
 sees the count drop, said in a toast inside one live region (#toasts; the toast is none itself); filters and searches; fills the first page and sees a focused task link keep
 the focus when a new task reloads the list, and, when a new task pushes the focused last row off the

@@ -2216,10 +2216,11 @@ function start() {
   // Esc closes the drawer, but not behind the redrive dialog, nor from a field that takes text (the
   // search, the form, the token), whose own the key is: a search field clears itself, an input method
   // ends its composition, a list of options closes; typing there, the drawer went too, and the focus
-  // to the list
+  // to the list. A closed select (the form's type, the list's filter) does nothing with it: from
+  // there it closes the drawer, as from any control, the focus staying on the select
   document.addEventListener('keydown', (e) => {
     if (e.key !== 'Escape' || !state.detail || $('#confirm').open) return;
-    if (e.target instanceof Element && e.target.matches('input, textarea, select, [contenteditable]')) return;
+    if (e.target instanceof Element && e.target.matches('input, textarea, [contenteditable]')) return;
     $('#detail-close').click();
   });
   window.addEventListener('hashchange', route);
