@@ -2900,9 +2900,10 @@ if (args.token_base) {
   }, {size: {width: 1280, height: 800}}));
 }
 
-// A browser that refuses the page its storage (privacy settings, a sandboxed frame: setItem throws,
-// or sessionStorage itself): the tab sends the token entered all the same, where it sent none and
-// asked for the token again at each entry; a reload asks for it again, the storage having kept nothing.
+// A browser that refuses the page its storage (privacy settings that block site data: setItem
+// throws, or sessionStorage itself): the tab sends the token entered all the same, where it sent
+// none and asked for the token again at each entry; a reload asks for it again, the storage having
+// kept nothing.
 if (args.token_base) {
   await step('a tab refused its storage sends the token entered, and asks for it again after a reload', () =>
     atOnce(['setItem', 'sessionStorage'], (refused) => withContext(async (ctx) => {

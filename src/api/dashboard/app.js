@@ -354,8 +354,9 @@ const health = {
 // With tokens configured (docs/auth.md) taskd answers 401 until the page sends one: the page
 // asks for it, keeps it for this tab only and sends it with every request. The tab holds it in
 // memory; sessionStorage keeps a copy for a reload of the tab. A browser that refuses the storage
-// (its privacy settings, a sandboxed frame: its setter or the storage itself throws) leaves the
-// tab its own copy, which it sends all the same, and asks for the token again on the next load.
+// (its privacy settings blocking site data, or a proxy that lets the page be framed in a sandbox:
+// its setter or the storage itself throws) leaves the tab its own copy, which it sends all the
+// same, and asks for the token again on the next load.
 function storedToken(key) {
   try {
     return sessionStorage.getItem(key) || '';
