@@ -541,6 +541,10 @@ async function bounded(ms, read) {
   }
 }
 
+// What a write refused with a 401 says when it was sent before the token now held was entered.
+const AFTER_ENTRY = (detail) => 'It was sent before the token now held was entered, and taskd refused it (401: ' +
+                                detail + '). Try again: the token goes with it now.';
+
 // fetch() + JSON; throws ApiError. A 401 shows the token field and its banner. as: the name of a
 // read the page makes again (health): taskd not reached or a 403 shows the banner, and any other
 // answer takes back what it had said. A read without one (made once, or a write: its failure is
@@ -550,11 +554,8 @@ async function bounded(ms, read) {
 // token now held was entered (auth.holds(): with another token, with none, or with the same one
 // entered again, which taskd may have learnt since) is of what it was sent with, and says nothing
 // either: a read is made again with the token held (unless outdated meanwhile), and a write's
-// refusal is said by its caller alone, in AFTER_ENTRY's words. A read (GET) is bounded by PERIODS.read, a write is not:
-// given up, it may have been done all the same.
-// What a write refused with a 401 says when it was sent before the token now held was entered.
-const AFTER_ENTRY = (detail) => 'It was sent before the token now held was entered, and taskd refused it (401: ' +
-                                detail + '). Try again: the token goes with it now.';
+// refusal is said by its caller alone, in AFTER_ENTRY's words. A read (GET) is bounded by
+// PERIODS.read, a write is not: given up, it may have been done all the same.
 async function api(path, {method = 'GET', body, as, current = () => true} = {}) {
   const sent = auth.sent();
   const send = async (signal) => {
@@ -582,7 +583,7 @@ async function api(path, {method = 'GET', body, as, current = () => true} = {}) 
   }
   const detail = r.ok ? null : data && data.detail !== undefined ? data.detail : r.statusText;
   const said = typeof detail === 'string' ? detail : r.statusText;
-  const another = r.status === 401 && !auth.holds(sent); // sent with a token no longer held
+  const another = r.status === 401 && !auth.holds(sent); // sent before the token held was entered
   if (another && method === 'GET' && current()) return api(path, {as, current});
   const heard = current() && !another; // an outdated read says nothing
   if (r.status === 401 && heard) health.fail('auth', refusal(401, said)); // and the token field shows
@@ -592,7 +593,7 @@ async function api(path, {method = 'GET', body, as, current = () => true} = {}) 
   if (!r.ok) {
     const e = new ApiError(r.status, detail, data);
     // a write's, said by its caller: taskd's words alone ("a token is required") would say that
-    // no token is held, where one is, and would go with the write sent again
+    // no token is held, where one is, and not that the write, refused, can be sent again with it
     if (another) e.message = AFTER_ENTRY(said);
     throw e;
   }
