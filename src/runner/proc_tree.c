@@ -39,17 +39,25 @@ static size_t tree_index(const proc_id *tree, size_t n, pid_t pid)
     return i;
 }
 
-/* "/proc/<pid>/<file>" into path; file is a name of at most 8 characters. A pid below 0 is
- * written as its 32 bits unsigned, at most 10 digits as any pid, a number no process has. */
-static void proc_path(char path[32], pid_t pid, const char *file)
+/* pid in decimal at at, not ended: how many characters. A pid below 0 is written as its 32 bits
+ * unsigned, at most 10 digits as any pid, a number no process has. */
+static size_t put_pid(char *at, pid_t pid)
 {
     char digits[16];
-    size_t nd = 0, len = sizeof "/proc/" - 1;
-    memcpy(path, "/proc/", len);
+    size_t nd = 0, len = 0;
     for (uint32_t v = (uint32_t)pid; nd == 0 || v; v /= 10)
         digits[nd++] = (char)('0' + v % 10);
     while (nd)
-        path[len++] = digits[--nd];
+        at[len++] = digits[--nd];
+    return len;
+}
+
+/* "/proc/<pid>/<file>" into path; file is a name of at most 8 characters. */
+static void proc_path(char path[32], pid_t pid, const char *file)
+{
+    size_t len = sizeof "/proc/" - 1;
+    memcpy(path, "/proc/", len);
+    len += put_pid(path + len, pid);
     path[len++] = '/';
     memcpy(path + len, file, strlen(file) + 1);
 }
@@ -165,10 +173,8 @@ static bool still_there(const proc_id *id)
  * (tree[0], the root, keeps its pid throughout): read after the child, it had the pid all along,
  * so the child's is it. One that ended since, its pid free or another's, has its children found
  * once they are re-parented; a later process of its pid is not the tree's, nor are its children. */
-static void add_if_child(long number, void *arg)
+static void join_if_child(tree_scan *t, pid_t pid)
 {
-    tree_scan *t = arg;
-    pid_t pid = (pid_t)number;
     if (pid <= 0 || tree_index(t->tree, *t->n, pid) < *t->n || *t->n == t->max)
         return;
     proc_id id;
@@ -179,6 +185,11 @@ static void add_if_child(long number, void *arg)
         t->tree[(*t->n)++] = id;
         t->added++;
     }
+}
+
+static void add_if_child(long number, void *arg)
+{
+    join_if_child(arg, (pid_t)number);
 }
 
 int proc_tree_scan(proc_id *tree, size_t *n, size_t max)
