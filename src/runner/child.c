@@ -53,8 +53,9 @@
  *   (reaps everything, and exits once no child is left after the program ended) or the end
  *   signal from the parent (sent by child_kill(), or as the parent-death signal): a real-time
  *   signal, which queues, so that it cannot merge with a SIGTERM someone else sent and be lost.
- *   Then it lists its descendants from /proc (PPid links, one pass a round), SIGKILLs them
- *   all, reaps, and repeats until it has no child left. Without /proc it can only kill the
+ *   Then it lists its descendants from /proc (each process's children files, walked down
+ *   from it; without them, one pass over every process's PPid link), SIGKILLs them all,
+ *   reaps, and repeats until it has no child left. Without /proc it can only kill the
  *   program's process group. A SIGTERM from anyone else (a service manager stopping everything)
  *   is passed on to the program, whose call it is.
  * - child_reap() gives the supervisor kill_grace_ms to clear the run, then stops it (SIGSTOP, so

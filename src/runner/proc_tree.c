@@ -198,6 +198,68 @@ int proc_tree_scan(proc_id *tree, size_t *n, size_t max)
     return each_process(add_if_child, &scan) ? scan.added : -1;
 }
 
+/* proc_tree_walk() reading the children of one process of the tree, thread by thread. */
+typedef struct children_walk {
+    tree_scan *scan;
+    pid_t pid;
+    bool listed; /* a thread's children file was opened */
+} children_walk;
+
+/* Offer to the tree every child the thread tid of w->pid lists in
+ * /proc/<pid>/task/<tid>/children ("12 345 "), read in pieces: a child that ends between two
+ * pieces may shift the list under the reader and hide another, which a later round finds. */
+static void walk_thread(long tid, void *arg)
+{
+    children_walk *w = arg;
+    char path[48];
+    proc_path(path, w->pid, "task/");
+    size_t len = strlen(path);
+    len += put_pid(path + len, (pid_t)tid);
+    memcpy(path + len, "/children", sizeof "/children");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    w->listed = true;
+    char buf[512];
+    long number = -1; /* the pid being read: -1 between two, -2 past any pid */
+    ssize_t got;
+    while ((got = read(fd, buf, sizeof buf)) > 0 || (got < 0 && errno == EINTR))
+        for (ssize_t i = 0; i < got; i++) {
+            if (buf[i] >= '0' && buf[i] <= '9') {
+                long digit = buf[i] - '0';
+                if (number == -1)
+                    number = digit;
+                else if (number >= 0)
+                    number = number < INT32_MAX / 10 ? number * 10 + digit : -2;
+            } else {
+                if (number > 0)
+                    join_if_child(w->scan, (pid_t)number);
+                number = -1;
+            }
+        }
+    if (number > 0)
+        join_if_child(w->scan, (pid_t)number);
+    close(fd);
+}
+
+int proc_tree_walk(proc_id *tree, size_t *n, size_t max)
+{
+    tree_scan scan = {tree, n, max, 0};
+    for (size_t at = 0; at < *n && *n < max; at++) {
+        char path[32];
+        proc_path(path, tree[at].pid, "task");
+        int dir = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        children_walk w = {&scan, tree[at].pid, false};
+        if (dir >= 0) {
+            proc_each_numbered(dir, walk_thread, &w);
+            close(dir);
+        }
+        if (at == 0 && !w.listed)
+            return -1; /* no /proc, or no children files (CONFIG_PROC_CHILDREN) */
+    }
+    return scan.added;
+}
+
 /* How: through a pidfd (Linux 5.3+), opened first and then checked against the start time
  * seen, so the check and the signal are about one process even if id's pid was reused in
  * between (a pidfd cannot be opened for a thread id, and pins the process). Before 5.3: the

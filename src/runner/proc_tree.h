@@ -50,6 +50,15 @@ bool proc_descendant_holds(pid_t ancestor, pid_t id);
  * children of what it holds when it starts, and some of theirs: pass again until none is added. */
 int proc_tree_scan(proc_id *tree, size_t *n, size_t max);
 
+/* Add to tree[0..*n) the descendants of what it holds, at any depth, up to max in all, as each
+ * process lists its children (/proc/<pid>/task/<tid>/children, every thread's), each child
+ * taken as proc_tree_scan() takes it (read before its parent is checked again): what it reads is
+ * what the tree holds, where a pass reads every process on the machine. Returns how many were
+ * added, or -1, none added, when tree[0]'s children cannot be listed (no /proc, or a kernel
+ * without CONFIG_PROC_CHILDREN): proc_tree_scan() is the way then. A child that forks or ends as
+ * it is read may be missed: walk again until none is added. */
+int proc_tree_walk(proc_id *tree, size_t *n, size_t max);
+
 /* Send sig to the process seen as id, only if its pid still names that process (its start time
  * is the one seen): a pid reused meanwhile, even by a thread of another process, is left alone.
  * True when the signal was sent. */

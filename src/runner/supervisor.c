@@ -215,12 +215,13 @@ static void await_sigchld(int ms)
 /* Kill every descendant, round after round, until no child is left; the program's end is
  * reported as soon as it is reaped, so that the parent has it should the supervisor die while it
  * clears the rest (child_reap() then kills the program's group itself): as its own (EXITED) when
- * the first reap, before any kill, finds it ended, else as KILLED. A round makes one pass over
- * /proc, which reads every process on the machine: what the pass missed (a process forked as it
- * read, one whose parent it read after it, a pid reused) is found in a later round, since a
- * descendant alive keeps a child of the supervisor alive (itself, or an ancestor of it: the
- * supervisor is the subreaper of what it leaves). More passes in a round each found nothing as a
- * rule, and cost as much as the first; see design.md, "Processes: nothing outlives its run". */
+ * the first reap, before any kill, finds it ended, else as KILLED. A round walks the tree down
+ * from the supervisor through each process's children files, which reads what the run holds;
+ * where the kernel has none, it makes one pass over /proc, which reads every process on the
+ * machine. What the round missed (a process forked as it read, past TREE_MAX, a pid reused, one
+ * whose parent the pass read after it) is found in a later round, since a descendant alive keeps
+ * a child of the supervisor alive (itself, or an ancestor of it: the supervisor is the subreaper
+ * of what it leaves); see design.md, "Processes: nothing outlives its run". */
 static void kill_tree(int st_fd, program_end *pe)
 {
     int pause_ms = 1;
@@ -232,7 +233,9 @@ static void kill_tree(int st_fd, program_end *pe)
         proc_id tree[TREE_MAX];
         size_t n = 1;
         tree[0] = (proc_id){.pid = getpid()};
-        int added = proc_tree_scan(tree, &n, TREE_MAX);
+        int added = proc_tree_walk(tree, &n, TREE_MAX);
+        if (added < 0) /* no children files: a pass over every process */
+            added = proc_tree_scan(tree, &n, TREE_MAX);
         pe->killing = true; /* an end reaped from here on may be this round's doing */
         if (added < 0 && n == 1) {
             /* No /proc: the program's group is all that can be found. */

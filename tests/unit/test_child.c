@@ -192,6 +192,30 @@ pid_t waitpid(pid_t pid, int *status, int options)
     return w;
 }
 
+/* While set, "/proc" cannot be opened (ENOENT), as on a machine without it mounted; while
+ * children_unlisted is, no thread's children file (/proc/<pid>/task/<tid>/children) can, as on a
+ * kernel without CONFIG_PROC_CHILDREN. open() stands in for libc's in the whole test program, the
+ * supervisors (its forks) included. */
+static bool proc_unlisted, children_unlisted;
+
+int open(const char *path, int flags, ...)
+{
+    mode_t mode = 0;
+    if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) {
+        va_list ap;
+        va_start(ap, flags);
+        mode = va_arg(ap, mode_t);
+        va_end(ap);
+    }
+    size_t len = strlen(path), tail = sizeof "/children" - 1;
+    if ((proc_unlisted && strcmp(path, "/proc") == 0) ||
+        (children_unlisted && len >= tail && strcmp(path + len - tail, "/children") == 0)) {
+        errno = ENOENT;
+        return -1;
+    }
+    return (int)syscall(SYS_openat, AT_FDCWD, path, flags, mode);
+}
+
 /* Start c, wait until deadline_ms from now, kill the group and reap; returns how it ended. */
 static child_end run(child *c, int64_t deadline_ms, int *status)
 {
@@ -219,6 +243,14 @@ static child_end run(child *c, int64_t deadline_ms, int *status)
 static bool have_setsid(void)
 {
     return access("/usr/bin/setsid", X_OK) == 0 || access("/bin/setsid", X_OK) == 0;
+}
+
+/* Whether the kernel lists each thread's children (CONFIG_PROC_CHILDREN). */
+static bool have_children_files(void)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)getpid(), (int)gettid());
+    return access(path, R_OK) == 0;
 }
 
 /* A fresh file name in /tmp (nothing there yet). */
@@ -735,11 +767,10 @@ static void test_normal_end_kills_escaped_descendants(void **state)
         }
 }
 
-static void test_timeout_kills_escaped_descendants(void **state)
+/* A run of a program that left a descendant in a session of its own (re-parented to the
+ * supervisor) and one in its group times out: both are gone, with the program, once reaped. */
+static void assert_a_timeout_kills_escaped_descendants(void)
 {
-    (void)state;
-    if (!have_setsid())
-        skip();
     pid_t pids[3];
     unsigned long long written = 0;
     int status;
@@ -751,6 +782,47 @@ static void test_timeout_kills_escaped_descendants(void **state)
             assert_all_end(pids, 3, written, 0);
             fail_msg("process %d survived the timeout", (int)pids[i]);
         }
+}
+
+static void test_timeout_kills_escaped_descendants(void **state)
+{
+    (void)state;
+    if (!have_setsid())
+        skip();
+    assert_a_timeout_kills_escaped_descendants();
+}
+
+/* A round lists the run's processes alone, each's children (its children files), not every
+ * process on the machine: with /proc's own list out of reach, the descendant in a session of its
+ * own is found and killed all the same. A round read every process in /proc, whose cost grew
+ * with the machine's processes (65 ms with 3,000 more): without that list it could kill only the
+ * program's group, and the escapee went on under init. */
+static void test_a_round_reads_the_runs_processes_alone(void **state)
+{
+    (void)state;
+    if (!have_setsid() || !have_children_files())
+        skip();
+    proc_unlisted = true;
+    assert_a_timeout_kills_escaped_descendants();
+}
+
+/* On a kernel without the children files (CONFIG_PROC_CHILDREN), a round passes over every
+ * process in /proc, and the escapee is killed as before. */
+static void test_without_children_files_a_round_reads_every_process(void **state)
+{
+    (void)state;
+    if (!have_setsid())
+        skip();
+    children_unlisted = true;
+    assert_a_timeout_kills_escaped_descendants();
+}
+
+/* Every list of /proc back as it is. */
+static int lists_restored(void **state)
+{
+    (void)state;
+    proc_unlisted = children_unlisted = false;
+    return 0;
 }
 
 /* A fork bomb of sorts: every process starts another one and the tree keeps changing while it is
@@ -1734,6 +1806,9 @@ int main(void)
         cmocka_unit_test(test_a_deadline_passed_before_the_start_starts_nothing),
         cmocka_unit_test(test_normal_end_kills_escaped_descendants),
         cmocka_unit_test(test_timeout_kills_escaped_descendants),
+        cmocka_unit_test_teardown(test_a_round_reads_the_runs_processes_alone, lists_restored),
+        cmocka_unit_test_teardown(test_without_children_files_a_round_reads_every_process,
+                                  lists_restored),
         cmocka_unit_test(test_kill_while_the_tree_grows),
         cmocka_unit_test(test_what_a_round_misses_a_later_one_kills),
         cmocka_unit_test(test_parent_sigkill_kills_the_run),

@@ -1,8 +1,8 @@
 /*
  * Unit tests for runner/proc_tree: reading a process from /proc (its name may hold ") ("), a
  * descendant holding its pid and its group's id, finding the processes under one pass by pass
- * within a bound (and none under a pid a later process took), killing a process only while its pid
- * is still the one seen, continuing the stopped orphans of a name (each allocation of its notes
+ * within a bound (and none under a pid a later process took), and in one walk of the children
+ * files, killing a process only while its pid is still the one seen, continuing the stopped orphans of a name (each allocation of its notes
  * failing in turn: tests/unit/oom; one whose signal masks come behind a Groups line of 11,000
  * bytes), and listing a directory's numbered entries.
  */
@@ -231,6 +231,44 @@ static void test_scan_takes_no_children_of_a_pid_reused(void **state)
     assert_int_equal(proc_tree_scan(own, &n, 4), 1);
     assert_int_equal(own[2].pid, tree[1].pid);
     kill(top, SIGKILL); /* and its child, by its death signal */
+    reap(top);
+}
+
+/* A walk of the children files finds the whole tree at once, at any depth, within the bound;
+ * and, as a pass, no children of a process whose pid a later one took. */
+static void test_walk_finds_the_tree_at_any_depth_at_once(void **state)
+{
+    (void)state;
+    pid_t top = chain(3);
+    proc_id tree[8];
+    assert_int_equal(scan_chain(top, tree, 8), 2); /* until the chain is whole */
+    proc_id walked[8] = {{.pid = top}};
+    size_t n = 1;
+    int added = proc_tree_walk(walked, &n, 8);
+    if (added < 0) { /* no CONFIG_PROC_CHILDREN */
+        kill(top, SIGKILL);
+        reap(top);
+        skip();
+    }
+    assert_int_equal(added, 2);
+    assert_int_equal(n, 3);
+    assert_int_equal(walked[1].pid, tree[1].pid);
+    assert_int_equal(walked[2].pid, tree[2].pid);
+    assert_true(walked[2].start == tree[2].start);
+    assert_int_equal(proc_tree_walk(walked, &n, 8), 0); /* a whole tree: nothing more */
+    proc_id small[2] = {{.pid = top}};
+    n = 1;
+    assert_int_equal(proc_tree_walk(small, &n, 2), 1);
+    assert_int_equal(small[1].pid, tree[1].pid);
+    proc_id reused[4] = {{.pid = getpid()}, tree[0]};
+    assert_true(proc_read(top, &reused[1]));
+    reused[1].start++; /* as seen before its pid went to this process */
+    n = 2;
+    assert_int_equal(proc_tree_walk(reused, &n, 4), 0);
+    assert_int_equal(n, 2);
+    reused[1].start--;
+    assert_int_equal(proc_tree_walk(reused, &n, 4), 2);
+    kill(top, SIGKILL); /* and the others, their death signal */
     reap(top);
 }
 
@@ -542,6 +580,7 @@ int main(void)
         cmocka_unit_test(test_a_descendant_holds_its_pid_and_its_group),
         cmocka_unit_test(test_scan_finds_the_tree_under_a_process),
         cmocka_unit_test(test_scan_takes_no_children_of_a_pid_reused),
+        cmocka_unit_test(test_walk_finds_the_tree_at_any_depth_at_once),
         cmocka_unit_test(test_kill_only_the_process_seen),
         cmocka_unit_test(test_continue_only_stopped_orphans_of_the_name),
         cmocka_unit_test(test_continue_an_orphan_whose_masks_come_late),
