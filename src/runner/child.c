@@ -354,7 +354,7 @@ static int fork_supervisor(child *c, int *exec_fd)
 /* The program's pid, then the exec's outcome on exec_fd: EOF, or the errno value of what failed;
  * each until the deadline or a kill, past which the start is cut short: 0, and child_wait() ends
  * the run as one that started (see child.h). 0 once the program is executed, else an errno value
- * (noted; CHILD_POLL when the wait itself failed). */
+ * (noted; CHILD_POLL when the wait itself failed, or the read of the exec's outcome). */
 static int await_exec(child *c, int exec_fd, int64_t deadline_ms)
 {
     supervisor_report r;
@@ -369,8 +369,10 @@ static int await_exec(child *c, int exec_fd, int64_t deadline_ms)
         c->program = r.value;
         ready = await_start(c, exec_fd, deadline_ms);
         int32_t exec_err = 0;
-        int read_err; /* a failed read is taken as what it read: nothing, the exec's success */
+        int read_err = 0;
         size_t have = ready > 0 ? read_whole(exec_fd, &exec_err, sizeof exec_err, &read_err) : 0;
+        if (read_err) /* this process's look failed: whether the exec did is not known */
+            ready = -read_err;
         rc = have == 0 ? 0 : have == sizeof exec_err && exec_err > 0 ? exec_err : EIO;
         died = rc == ESRCH;
     } else {
@@ -378,7 +380,7 @@ static int await_exec(child *c, int exec_fd, int64_t deadline_ms)
              : got < 0                                                ? -got
                                                                       : ECHILD;
     }
-    if (ready < 0) { /* this process's wait failed, not the start: the program may well run */
+    if (ready < 0) { /* this process's wait or read failed, not the start: the program may run */
         note_failure(c, CHILD_POLL, -ready);
         return -ready;
     }

@@ -77,7 +77,7 @@ typedef enum child_step {
     CHILD_OK,          /* nothing has failed */
     CHILD_PIPES,       /* creating the pipes (child_start) and the kill's eventfd (child_new) */
     CHILD_SPAWN,       /* starting the supervisor or the program (child_start) */
-    CHILD_POLL,        /* waiting for the pipes (child_start, child_wait) */
+    CHILD_POLL,        /* waiting for the pipes, or looking into them (child_start, child_wait) */
     CHILD_READ_STDOUT, /* keeping standard output: out of memory (child_wait) */
     CHILD_REAP,        /* collecting the supervisor's exit status (child_reap) */
     CHILD_SUPERVISOR,  /* the supervisor ended without reporting the program's end */
@@ -91,7 +91,8 @@ child *child_new(const child_spec *spec);
  * Start the program; returns once it has been executed. 0, or an errno value (the step is
  * CHILD_PIPES or CHILD_SPAWN: e.g. ENOENT when the file does not exist; CHILD_SUPERVISOR when the
  * supervisor died before the program's exec, killed: ECHILD before it reported the program's
- * start, ESRCH after; CHILD_POLL when the wait for either failed); after one, what was started is
+ * start, ESRCH after; CHILD_POLL when the wait for either failed, or the read of the exec's
+ * outcome); after one, what was started is
  * reaped by child_reap() or child_free(). A start that has not ended when deadline_ms on the
  * monotonic clock (clock_mono_ms; INT64_MAX: none) passes, or when child_kill() is called during
  * it, is cut short: 0 all the same, and the run ends as one that started does: child_wait() with

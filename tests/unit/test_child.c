@@ -3,16 +3,18 @@
  * stdout (and the buffer that never outgrows it), the sliding stderr tail, exit statuses, the
  * deadline, a background process holding stdout after the child exits, output left in an
  * enlarged pipe at the end kept whole (and a failed look at it failing the wait), unread input,
- * spawn failures, a supervisor killed in the start, child_free() on a child still running, a kill
- * or a passed deadline before the start, an end reported behind the start a start cut short left
- * unread (taken past the deadline); containment (a descendant in a session of its own is
- * gone after a normal end, a timeout, a growing tree, and a SIGKILL of the process running the
- * child; the program's group after a reap whose poll() fails, after a forced end that does not
- * see its supervisor stop, after one that comes once the program ended, after a supervisor killed
- * once the program ended, after one killed as the forced end sees it stopped, and held by a
- * grandchild of the supervisor alone), only stdio inherited, no signal ignored or blocked in the
- * program, a supervisor left to its reap whatever SIGCHLD was, a foreign SIGTERM passed on; and the
- * resource limits (values, a soft limit of ours below them, SIGXCPU, EMFILE).
+ * spawn failures, a start whose read of the exec's outcome fails, a supervisor killed in the
+ * start, child_free() on a child still running, a kill or a passed deadline before the start, an
+ * end reported behind the start a start cut short left unread (taken past the deadline);
+ * containment (a descendant in a session of its own is gone after a normal end, a timeout (with
+ * /proc's own list out of reach, or the children files), a growing tree, and a SIGKILL of the
+ * process running the child; more descendants than a round holds; the program's group after a reap
+ * whose poll() fails, after a forced end that does not see its supervisor stop, after one that
+ * comes once the program ended, after a supervisor killed once the program ended, after one killed
+ * as the forced end sees it stopped, and held by a grandchild of the supervisor alone), only stdio
+ * inherited, no signal ignored or blocked in the program, a supervisor left to its reap whatever
+ * SIGCHLD was, a foreign SIGTERM passed on; and the resource limits (values, a soft limit of ours
+ * below them, SIGXCPU, EMFILE).
  *
  * The programs are one-line shell scripts run with sh -c, so they need no files of their own.
  */
@@ -122,6 +124,21 @@ int ioctl(int fd, unsigned long request, ...)
         return -1;
     }
     return (int)syscall(SYS_ioctl, fd, request, arg);
+}
+
+/* While above 0, the number of reads of 4 bytes still to fail with EIO, counted down: the start's
+ * read of the exec's outcome (an int32_t), which no other read of a run asks for. read() stands
+ * in for libc's in the whole test program. */
+static int exec_reads_to_fail;
+
+ssize_t read(int fd, void *buf, size_t n)
+{
+    if (n == sizeof(int32_t) && exec_reads_to_fail > 0) {
+        exec_reads_to_fail--;
+        errno = EIO;
+        return -1;
+    }
+    return (ssize_t)syscall(SYS_read, fd, buf, n);
 }
 
 /* While set, the next fork() (a run's start forking its supervisor) also forks a process that holds
@@ -1287,6 +1304,38 @@ static void test_a_start_whose_poll_fails_says_so(void **state)
     child_free(c);
 }
 
+/* A start whose read of the exec's outcome fails (EIO) fails as a wait does (CHILD_POLL), here
+ * with a program that could not be executed: the read failed, so whether the exec did is not
+ * known. It was taken as what it read, nothing, which is the exec's success: a run that never
+ * started was taken for one. What was started is reaped. */
+static void test_a_start_whose_read_of_the_exec_fails_says_so(void **state)
+{
+    (void)state;
+    char *argv[] = {"no-such-program", NULL};
+    char *env[] = {NULL};
+    child_spec spec = {.path = "/nonexistent/no-such-program",
+                       .argv = argv,
+                       .env = env,
+                       .stdout_max = 64,
+                       .stderr_tail = 64,
+                       .drain_ms = 100};
+    child *c = child_new(&spec);
+    assert_non_null(c);
+    exec_reads_to_fail = 1;
+    int rc = child_start(c, clock_mono_ms() + 10000);
+    int left = exec_reads_to_fail;
+    exec_reads_to_fail = 0;
+    int code = 0;
+    child_step step = child_failure(c, &code);
+    int status;
+    (void)child_reap(c, &status);
+    child_free(c);
+    assert_int_equal(left, 0); /* the read was made, and failed */
+    assert_int_equal(rc, EIO);
+    assert_int_equal(step, CHILD_POLL);
+    assert_int_equal(code, EIO);
+}
+
 /* A reap whose wait for the supervisor's reports fails (poll(): ENOMEM, each time) still ends the
  * run as one whose wait works: here the supervisor died under the run (a SIGKILL, the OOM killer),
  * and the background process the program left in its process group is killed with that group.
@@ -1821,6 +1870,7 @@ int main(void)
         cmocka_unit_test(test_a_start_cut_short_still_ends_the_programs_group),
         cmocka_unit_test(test_an_end_queued_behind_a_start_cut_short_is_taken),
         cmocka_unit_test(test_a_start_whose_poll_fails_says_so),
+        cmocka_unit_test(test_a_start_whose_read_of_the_exec_fails_says_so),
         cmocka_unit_test(test_a_reap_whose_poll_fails_still_ends_the_programs_group),
         cmocka_unit_test(test_a_supervisor_not_seen_to_stop_still_ends_the_programs_group),
         cmocka_unit_test(test_a_stop_after_the_programs_end_still_ends_its_group),
