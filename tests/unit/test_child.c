@@ -233,6 +233,18 @@ int open(const char *path, int flags, ...)
     return (int)syscall(SYS_openat, AT_FDCWD, path, flags, mode);
 }
 
+/* c's first failure, its errno value in *code, once c's run is ended: child_reap()'s answer in
+ * *reaped, and c freed. */
+static child_step failure_then_end(child *c, int *code, int *reaped)
+{
+    *code = 0;
+    child_step step = child_failure(c, code);
+    int status;
+    *reaped = child_reap(c, &status);
+    child_free(c);
+    return step;
+}
+
 /* Start c, wait until deadline_ms from now, kill the group and reap; returns how it ended. */
 static child_end run(child *c, int64_t deadline_ms, int *status)
 {
@@ -1328,11 +1340,9 @@ static void test_a_start_whose_read_of_the_exec_fails_says_so(void **state)
     int rc = child_start(c, clock_mono_ms() + 10000);
     int left = exec_reads_to_fail;
     exec_reads_to_fail = 0;
-    int code = 0;
-    child_step step = child_failure(c, &code);
-    int status;
-    (void)child_reap(c, &status);
-    child_free(c);
+    int code, reaped;
+    child_step step = failure_then_end(c, &code, &reaped);
+    assert_int_equal(reaped, 0);
     assert_int_equal(left, 0); /* the read was made, and failed */
     assert_int_equal(rc, EIO);
     assert_int_equal(step, CHILD_POLL);
@@ -1662,11 +1672,9 @@ static void test_a_failed_look_at_the_output_left_fails_the_wait(void **state)
     child_end end = child_wait(c, clock_mono_ms() + 10000);
     int left = fionreads_to_fail;
     fionreads_to_fail = 0;
-    int code = 0;
-    child_step step = child_failure(c, &code);
-    int status;
-    assert_int_equal(child_reap(c, &status), 0);
-    child_free(c);
+    int code, reaped;
+    child_step step = failure_then_end(c, &code, &reaped);
+    assert_int_equal(reaped, 0);
     assert_int_equal(left, 0); /* the look was made, and failed */
     assert_int_equal(end, CHILD_FAILED);
     assert_int_equal(step, CHILD_POLL);
