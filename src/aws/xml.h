@@ -12,6 +12,15 @@
  * written, nothing in it decoded. Anything else after a '&' stays as
  * written, as does a CDATA section not closed. A tag inside a closed CDATA
  * section is its text: it neither starts an element nor ends one.
+ *
+ * Attribute values are not told apart from what is around them: a
+ * "<![CDATA[" in one is taken for a section's start, and a '>' in one for
+ * the end of its start tag. Neither is worth handling: XML forbids '<'
+ * in an attribute value (it is written &lt;), so the first comes only in a
+ * document that is not XML, and AWS's answers carry no attribute but the
+ * root's xmlns, a URI with neither. Either can only give another element,
+ * an element's content from the wrong start, or none; nothing is read
+ * outside [s, end).
  */
 #ifndef TASKD_XML_H
 #define TASKD_XML_H
