@@ -40,6 +40,9 @@
  * UNAVAILABLE are retried after aws_backoff_ms(attempt, 25, 2000, random)
  * unless that sleep plus AWS_MIN_ATTEMPT_MS would pass the deadline or
  * AWS_MAX_ATTEMPTS were made; then the last classification is the result.
+ * A retry the deadline cuts short, or a wait it leaves no room for, keeps
+ * the classification before it, so that a call answers TIMEOUT only when
+ * its first attempt was cut short: the deadline passed before any answer.
  * When an attempt went out whole and got a 5xx or no answer, and the call
  * still ends throttled, unavailable or timed out, unanswered says the
  * service may have acted on it: no later answer told.
