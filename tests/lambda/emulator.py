@@ -1450,6 +1450,11 @@ def batch_item_failures(payload):
 # ---------------------------------------------------------------------------------------------
 # functions of a stack, and the Lambda Invoke API
 
+def event_json(value):
+    """An event as the emulator sends it to a function: compact JSON, ASCII."""
+    return json.dumps(value, separators=(",", ":")).encode("utf-8")
+
+
 class Function:
     """One function: its configuration, its FIFO of invocations and its execution environments."""
 
@@ -1468,11 +1473,11 @@ class Function:
             s.thread.start()
 
     def invoke(self, event, trace_id=None):
-        """Invoke with event (bytes, or a value sent as JSON) and wait for the outcome. Returns
-        the finished Invocation (.result: (outcome, payload, error type)), or None when the
-        emulator stops first."""
+        """Invoke with event (bytes, or a value sent as JSON by event_json()) and wait for the
+        outcome. Returns the finished Invocation (.result: (outcome, payload, error type)), or
+        None when the emulator stops first."""
         if not isinstance(event, (bytes, bytearray)):
-            event = json.dumps(event, separators=(",", ":")).encode("utf-8")
+            event = event_json(event)
         inv = Invocation(bytes(event), trace_id or new_trace_id(), None, raw=True)
         if not self.pool.put(inv):
             return None
