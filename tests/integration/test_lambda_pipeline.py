@@ -54,8 +54,8 @@ from harness import (LAMBDA_DIR, Response, UDPListener, bootstrap_bin, clean_env
 sys.path.insert(0, LAMBDA_DIR)
 import dynamodb_local  # noqa: E402
 import fauxqs  # noqa: E402
-from emulator import (MAPPING_READY_TIMEOUT, PatternError, aws_json, check_pattern, matches_any,  # noqa: E402
-                      pattern_matches)
+from emulator import (MAPPING_READY_TIMEOUT, MAX_FUNCTION_REQUEST, PatternError, Shard,  # noqa: E402
+                      StreamMapping, aws_json, check_pattern, event_json, matches_any, pattern_matches)
 
 EMULATOR = os.path.join(LAMBDA_DIR, "emulator.py")
 REGION = "eu-west-1"
@@ -1161,6 +1161,55 @@ class EventSourceMappings(StackTestCase):
         r = s.request("POST", "/2015-03-31/functions/sqsProbe/invocations", {"Records": []},
                       headers={"X-Amz-Invocation-Type": "Event"}, port=s.invoke_port)
         self.assertEqual(r.status, 202)
+
+
+class StreamBatchPayloadLimit(unittest.TestCase):
+    """A stream mapping's batch stops short of Lambda's synchronous payload limit (6,291,456
+    bytes), as Lambda's does: the records left go in the next batch, in order."""
+
+    emulator_only = True
+
+    class Function:
+        name = "publish"
+
+        def __init__(self):
+            self.events = []
+
+        def invoke(self, event):
+            self.events.append(event_json(event))
+            inv = type("Invocation", (), {})()
+            inv.result, inv.request_id = ("response", b"", None), str(uuid.uuid4())
+            return inv
+
+    def test_batches_stop_short_of_the_limit(self):
+        fn = self.Function()
+        m = StreamMapping(fn, {"endpoint": "http://127.0.0.1:1", "table": "tasks", "batch_size": 100},
+                          REGION, threading.Event())
+        st = Shard("shardId-1", None, "TRIM_HORIZON")
+        # records of about 790 KB, as a MODIFY of a 395 KB item carries with both its images
+        records = [{"eventID": str(i), "dynamodb": {"SequenceNumber": "%021d" % i,
+                                                     "NewImage": {"blob": {"S": "n" * 395_000}},
+                                                     "OldImage": {"blob": {"S": "o" * 395_000}}}}
+                   for i in range(20)]
+        st.pending.extend(records)
+        while st.pending:
+            m.work(st)
+        sent = [json.loads(e)["Records"] for e in fn.events]
+        self.assertEqual([r["eventID"] for batch in sent for r in batch], [str(i) for i in range(20)])
+        for event in fn.events:
+            self.assertLessEqual(len(event), MAX_FUNCTION_REQUEST)
+        for batch, following in zip(sent, sent[1:]):  # each as full as the limit lets it be
+            self.assertGreater(len(event_json({"Records": batch + following[:1]})), MAX_FUNCTION_REQUEST)
+        self.assertEqual([len(b) for b in sent], [7, 7, 6])
+
+    def test_a_batch_under_the_limit_goes_whole(self):
+        fn = self.Function()
+        m = StreamMapping(fn, {"endpoint": "http://127.0.0.1:1", "table": "tasks", "batch_size": 10},
+                          REGION, threading.Event())
+        st = Shard("shardId-1", None, "TRIM_HORIZON")
+        st.pending.extend({"eventID": str(i), "dynamodb": {"SequenceNumber": str(i)}} for i in range(15))
+        m.work(st)
+        self.assertEqual(len(json.loads(fn.events[0])["Records"]), 10)
 
 
 def _image(status):

@@ -69,7 +69,9 @@ Stack mode (--stack FILE): several functions in one process, with event source m
               shards found first, TRIM_HORIZON for later ones), GetRecords in a loop. Records
               that match none of ``filter_patterns`` are skipped. Batches of up to
               ``batch_size`` records, in order, one batch in flight per mapping, are sent as
-              {"Records": [...]} (eventSourceARN and awsRegion set). A function error retries
+              {"Records": [...]} (eventSourceARN and awsRegion set), a batch cut short where
+              the next record would take the event over Lambda's synchronous payload limit
+              (6,291,456 bytes; the records left go in the next batch). A function error retries
               the batch; with ``function_response_type`` ReportBatchItemFailures, a
               batchItemFailures answer retries from the lowest failed SequenceNumber (the
               records before it are done; an answer naming no record of the batch fails it
@@ -1455,6 +1457,18 @@ def event_json(value):
     return json.dumps(value, separators=(",", ":")).encode("utf-8")
 
 
+def records_that_fit(records, limit):
+    """How many of records, from the first, make a {"Records": [...]} event (event_json()) of
+    at most limit bytes, as a mapping cuts its batch at Lambda's synchronous payload limit: at
+    least one, even when that one alone is over."""
+    size = len(event_json({"Records": []}))
+    for i, rec in enumerate(records):
+        size += len(event_json(rec)) + (1 if i else 0)
+        if size > limit and i:
+            return i
+    return len(records)
+
+
 class Function:
     """One function: its configuration, its FIFO of invocations and its execution environments."""
 
@@ -1794,6 +1808,7 @@ class StreamMapping(Mapping):
 
     def work(self, st):
         batch = [st.pending[i] for i in range(min(self.batch_size, len(st.pending)))]
+        batch = batch[:records_that_fit(batch, MAX_FUNCTION_REQUEST)]
         inv = self.fn.invoke({"Records": batch})
         if inv is None:
             return
