@@ -1162,6 +1162,24 @@ class EventSourceMappings(StackTestCase):
                       headers={"X-Amz-Invocation-Type": "Event"}, port=s.invoke_port)
         self.assertEqual(r.status, 202)
 
+    def test_invoke_api_request_over_6mb(self):
+        """A request over Lambda's synchronous limit is refused as Lambda refuses it: 413,
+        RequestEntityTooLargeException (the model's RequestTooLargeException), Lambda's message;
+        from the head, before the body is read."""
+        c = http.client.HTTPConnection("127.0.0.1", self.stack.invoke_port, timeout=30)
+        try:
+            c.putrequest("POST", "/2015-03-31/functions/sqsProbe/invocations")
+            c.putheader("Content-Type", "application/json")
+            c.putheader("Content-Length", str(MAX_FUNCTION_REQUEST + 1))
+            c.endheaders()
+            r = c.getresponse()
+            body = r.read()
+        finally:
+            c.close()
+        self.assertEqual((r.status, r.getheader("x-amzn-ErrorType")), (413, "RequestEntityTooLargeException"))
+        self.assertEqual(json.loads(body), {"Type": "User", "message": "Request must be smaller than 6291456 bytes "
+                                                                       "for the InvokeFunction operation"})
+
 
 class StreamBatchPayloadLimit(unittest.TestCase):
     """A stream mapping's batch stops short of Lambda's synchronous payload limit (6,291,456

@@ -101,7 +101,9 @@ Stack mode (--stack FILE): several functions in one process, with event source m
     (name: the key, the function name or its ARN) with the event as body; RequestResponse
     (default) answers 200 with the function's payload, and with X-Amz-Function-Error: Unhandled
     when it failed (errorType Sandbox.Timedout past the timeout, Runtime.ExitError after a
-    crash); X-Amz-Invocation-Type: Event answers 202 and invokes in the background.
+    crash); X-Amz-Invocation-Type: Event answers 202 and invokes in the background. A request
+    over 6,291,456 bytes is refused as Lambda refuses it: 413, x-amzn-ErrorType
+    RequestEntityTooLargeException, {"Type": "User", "message": ...} with Lambda's message.
 
     The listening line carries, besides ``address`` (the first front), ``functions`` (each key:
     its name, ARN and front address) and ``invoke_api``; it comes once every environment has
@@ -1529,6 +1531,10 @@ class InvokeHandler(http.server.BaseHTTPRequestHandler):
         self.reply(status, json.dumps({"Type": "User", "message": message}).encode(),
                    [("Content-Type", "application/json"), ("x-amzn-ErrorType", error_type)])
 
+    def too_large(self, message):
+        """Lambda's 413: the model's RequestTooLargeException, sent as RequestEntityTooLargeException."""
+        self.user_error(413, "RequestEntityTooLargeException", message)
+
     def do_POST(self):
         try:
             n = int(self.headers.get("Content-Length") or 0)
@@ -1536,8 +1542,8 @@ class InvokeHandler(http.server.BaseHTTPRequestHandler):
             n = -1
         if n < 0 or n > MAX_FUNCTION_REQUEST:
             self.close_connection = True
-            return self.user_error(413, "RequestTooLargeException", "Request must be smaller than %d bytes"
-                                   % MAX_FUNCTION_REQUEST)
+            return self.too_large("Request must be smaller than %d bytes for the InvokeFunction operation"
+                                  % MAX_FUNCTION_REQUEST)
         body = self.rfile.read(n) if n else b""
         m = re.fullmatch(r"/2015-03-31/functions/([^/]+)/invocations", self.path.split("?")[0])
         if not m:
