@@ -54,8 +54,8 @@ from harness import (LAMBDA_DIR, Response, UDPListener, bootstrap_bin, clean_env
 sys.path.insert(0, LAMBDA_DIR)
 import dynamodb_local  # noqa: E402
 import fauxqs  # noqa: E402
-from emulator import (MAPPING_READY_TIMEOUT, MAX_FUNCTION_REQUEST, PatternError, Shard,  # noqa: E402
-                      StreamMapping, aws_json, check_pattern, event_json, matches_any, pattern_matches)
+from emulator import (MAPPING_READY_TIMEOUT, MAX_ASYNC_REQUEST, MAX_FUNCTION_REQUEST, PatternError,  # noqa: E402
+                      Shard, StreamMapping, aws_json, check_pattern, event_json, matches_any, pattern_matches)
 
 EMULATOR = os.path.join(LAMBDA_DIR, "emulator.py")
 REGION = "eu-west-1"
@@ -1179,6 +1179,27 @@ class EventSourceMappings(StackTestCase):
         self.assertEqual((r.status, r.getheader("x-amzn-ErrorType")), (413, "RequestEntityTooLargeException"))
         self.assertEqual(json.loads(body), {"Type": "User", "message": "Request must be smaller than 6291456 bytes "
                                                                        "for the InvokeFunction operation"})
+
+    def test_invoke_api_event_over_1mb(self):
+        """An asynchronous (Event) invocation is held to Lambda's 1,048,576 bytes: one over is
+        refused as Lambda refuses it (413, RequestEntityTooLargeException, Lambda's message) and
+        never invoked; one at the limit is taken."""
+        s = self.stack
+        path = "/2015-03-31/functions/sqsProbe/invocations"
+        event = b'{"Records":[],"pad":"' + b"x" * (MAX_ASYNC_REQUEST - 23) + b'"}'
+        self.assertEqual(len(event), MAX_ASYNC_REQUEST)
+        over = event[:-2] + b'x"}'
+        r = s.request("POST", path, over, headers={"X-Amz-Invocation-Type": "Event"}, port=s.invoke_port)
+        self.assertEqual((r.status, r.header("x-amzn-ErrorType")), (413, "RequestEntityTooLargeException"), r)
+        self.assertEqual(r.json(), {"Type": "User", "message": "1048577 byte payload is too large for the Event "
+                                                               "invocation type (limit 1048576 bytes)"})
+        r = s.request("POST", path, event, headers={"X-Amz-Invocation-Type": "Event"}, port=s.invoke_port)
+        self.assertEqual(r.status, 202, r)
+
+        def padded():
+            return [len(event_json(inv["event"])) for inv in s.invocations("sqsProbe") if "pad" in inv["event"]]
+        wait_until(padded, 60, 0.05, "the Event invocation")
+        self.assertEqual(padded(), [MAX_ASYNC_REQUEST])
 
 
 class StreamBatchPayloadLimit(unittest.TestCase):

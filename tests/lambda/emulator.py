@@ -102,8 +102,9 @@ Stack mode (--stack FILE): several functions in one process, with event source m
     (default) answers 200 with the function's payload, and with X-Amz-Function-Error: Unhandled
     when it failed (errorType Sandbox.Timedout past the timeout, Runtime.ExitError after a
     crash); X-Amz-Invocation-Type: Event answers 202 and invokes in the background. A request
-    over 6,291,456 bytes is refused as Lambda refuses it: 413, x-amzn-ErrorType
-    RequestEntityTooLargeException, {"Type": "User", "message": ...} with Lambda's message.
+    over the limit of its invocation type, 6,291,456 bytes, or 1,048,576 bytes for Event, is
+    refused as Lambda refuses it: 413, x-amzn-ErrorType RequestEntityTooLargeException,
+    {"Type": "User", "message": ...} with Lambda's message (the function is not invoked).
 
     The listening line carries, besides ``address`` (the first front), ``functions`` (each key:
     its name, ARN and front address) and ``invoke_api``; it comes once every environment has
@@ -158,6 +159,9 @@ STAGE = "dev"
 MAX_REQUEST_BODY = 10 * 1024 * 1024        # API Gateway REST API payload limit
 MAX_FUNCTION_RESPONSE = 6 * 1024 * 1024    # Lambda synchronous response limit
 MAX_FUNCTION_REQUEST = 6 * 1024 * 1024     # Lambda synchronous request (event) limit: 6,291,456 bytes
+# Lambda asynchronous (Event) request limit: 1,048,576 bytes since Invoke's was raised from 256 KB
+# (262,144 bytes, which the deprecated InvokeAsync keeps) to 1 MB
+MAX_ASYNC_REQUEST = 1024 * 1024
 GATEWAY_TIMEOUT = 29.0                     # API Gateway integration timeout
 STOP_GRACE = 2.0                           # SIGTERM -> SIGKILL on shutdown
 INHERITED_ENV = ("PATH", "HOME", "LANG", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS")
@@ -1545,6 +1549,10 @@ class InvokeHandler(http.server.BaseHTTPRequestHandler):
             return self.too_large("Request must be smaller than %d bytes for the InvokeFunction operation"
                                   % MAX_FUNCTION_REQUEST)
         body = self.rfile.read(n) if n else b""
+        kind = self.headers.get("X-Amz-Invocation-Type", "RequestResponse")
+        if kind == "Event" and len(body) > MAX_ASYNC_REQUEST:
+            return self.too_large("%d byte payload is too large for the Event invocation type (limit %d bytes)"
+                                  % (len(body), MAX_ASYNC_REQUEST))
         m = re.fullmatch(r"/2015-03-31/functions/([^/]+)/invocations", self.path.split("?")[0])
         if not m:
             return self.user_error(404, "UnknownOperationException", "Unknown operation " + self.path)
@@ -1555,7 +1563,6 @@ class InvokeHandler(http.server.BaseHTTPRequestHandler):
             json.loads(body.decode("utf-8") if body.strip() else "null")
         except (UnicodeDecodeError, ValueError):
             return self.user_error(400, "InvalidRequestContentException", "Could not parse request body into json")
-        kind = self.headers.get("X-Amz-Invocation-Type", "RequestResponse")
         if kind == "DryRun":
             return self.reply(204)
         if kind == "Event":
