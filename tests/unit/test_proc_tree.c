@@ -2,9 +2,10 @@
  * Unit tests for runner/proc_tree: reading a process from /proc (its name may hold ") ("), a
  * descendant holding its pid and its group's id, finding the processes under one pass by pass
  * within a bound (and none under a pid a later process took), and in one walk of the children
- * files, killing a process only while its pid is still the one seen, continuing the stopped orphans of a name (each allocation of its notes
- * failing in turn: tests/unit/oom; one whose signal masks come behind a Groups line of 11,000
- * bytes), and listing a directory's numbered entries.
+ * files, killing a process only while its pid is still the one seen, continuing the stopped
+ * orphans of a name (each allocation of its notes failing in turn: tests/unit/oom; one whose
+ * signal masks come behind a Groups line of 11,000 bytes), and listing a directory's numbered
+ * entries.
  */
 #include "runner/proc_tree.h"
 
