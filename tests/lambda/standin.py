@@ -98,7 +98,9 @@ def held_by_another(pid, port):
     makes the bind fail as a listener does, and nothing answers there). None when pid listens
     there, or no live socket but its own is there. A socket of no process (TIME_WAIT, inode 0)
     is not counted: one a server closed does not stop a bind with SO_REUSEADDR, as a stand-in's
-    server makes it, and it cannot be told from a client's."""
+    server makes it, and it cannot be told from a client's. A client's does stop it (its socket
+    had no SO_REUSEADDR): a start on a port whose client connection closed first still waits
+    for its deadline, as before."""
     found = [s for s in _sockets_on(port) if s[3] != "0"]
     if not found:
         return None
