@@ -40,6 +40,7 @@
 #define LIVE_CATCHUP_MS  20   /* re-check of subscribers catching up */
 #define LIVE_REREAD_MS   200  /* the next try after a failed read of the change log */
 #define LIVE_STALL_MS    5000 /* a full buffer owing a read this long: the client is dropped */
+#define LIVE_SAID_MAX    1024 /* rows without an event kept as said: past them, one is said again */
 #define EVENT_FIELD_SIZE (TASK_EVENT_FIELD_MAX + 1)
 
 typedef struct waiter {
@@ -92,7 +93,11 @@ struct live {
     int64_t shared;       /* the thread's cursor: rows up to it have been handled */
     int64_t next_ping_ms; /* the next heartbeat */
     unsigned round;       /* catch_up()'s rounds, counted */
-    int64_t passed_said;  /* the greatest seq of a row without an event said (event_of()) */
+    /* the seqs of the rows without an event said (event_of()), in order, the greatest
+     * LIVE_SAID_MAX: a client catching up reads again rows said before, and reads rows before them
+     * that no one read */
+    int64_t said[LIVE_SAID_MAX];
+    size_t n_said;
 };
 
 static const api_stream_ops stream_ops;
@@ -419,18 +424,44 @@ store_rc live_subscribe(live *l, int64_t after, const char *task_type, const cha
 
 /* ---- the thread --------------------------------------------------------- */
 
+/* Whether the row of seq is among those said (under the lock); noted when it is not, the
+ * least said let go when there is no room. */
+static bool said_before(live *l, int64_t seq)
+{
+    size_t lo = 0, hi = l->n_said;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (l->said[mid] < seq)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < l->n_said && l->said[lo] == seq)
+        return true;
+    if (l->n_said == LIVE_SAID_MAX) {
+        if (lo == 0)
+            return false; /* before every row kept: said again, not kept */
+        memmove(l->said, l->said + 1, --lo * sizeof *l->said);
+        l->n_said--;
+    }
+    memmove(l->said + lo + 1, l->said + lo, (l->n_said - lo) * sizeof *l->said);
+    l->said[lo] = seq;
+    l->n_said++;
+    return false;
+}
+
 /*
  * The event of row r (under the lock); false when it tells none: a damaged row (no status, or
  * one that is none; an image that does not parse) or no memory, passed over for every client and
- * waiter. Said at WARN with its seq, once for a row past those said before: a client catching up
- * reads again the rows the thread passed.
+ * waiter. Said at WARN with its seq, once however many read past it (said_before()): a client
+ * catching up reads again the rows the thread or another client passed, and may read rows before
+ * those that no one read.
  */
 static bool event_of(live *l, const change_row *r, task_event *ev)
 {
     if (task_event_from_row(r, ev))
         return true;
-    if (r->seq > l->passed_said) {
-        l->passed_said = r->seq;
+    if (!said_before(l, r->seq)) {
         char seq[24];
         snprintf(seq, sizeof seq, "%lld", (long long)r->seq);
         log_warn("a change record tells no event (a damaged row, or no memory); passed over for "

@@ -771,6 +771,39 @@ class RowWithoutAnEvent(LiveCase):
 
 
 @harness.local_only("the change log is taskd's")
+class RowsWithoutAnEventBeforeOneSaid(LiveCase):
+    def damage(self, task_id):
+        """Make the MODIFY of task_id tell no event, as RowWithoutAnEvent does; its seq."""
+        conn = sqlite3.connect(self.server.db, timeout=30)
+        conn.execute("UPDATE changes SET new_status = 'CANCELLED' "
+                     "WHERE task_id = ? AND event_name = 'MODIFY'", (task_id,))
+        conn.commit()
+        conn.close()
+        return harness.db_query(self.server.db, "SELECT seq FROM changes "
+                                "WHERE task_id = ? AND event_name = 'MODIFY'", (task_id,))[0][0]
+
+    def test_a_row_before_one_said_is_said_too(self):
+        """A client catching up from an old position that passes over a row no one read before is
+        said, though a row after it was said first (by a client that began past it): the rows said
+        are not all those before the greatest said."""
+        a, c = self.server.create("TASK2"), self.server.create("TASK2")
+        for t in (a, c):
+            self.assertEqual(self.server.set_status(t, "FAILED", "cancelled").status, 204)
+        bad_a, bad_c = self.damage(a), self.damage(c)
+        b = self.server.create("TASK2")
+        for after, first in ((bad_a, b), (0, a)):
+            with harness.EventStream(self.server, headers={"Last-Event-ID": str(after)}) as st:
+                ev = st.next_event(10)
+            self.assertEqual((ev["data"]["id"], ev["data"]["event"]), (first, "INSERT"), ev)
+        def said():
+            return [o for o in self.server.log_json()
+                    if o["message"].startswith("a change record tells no event")]
+        harness.wait_until(lambda: len(said()) >= 2, 10, what="both rows passed over said")
+        self.assertEqual([(o["sequence_number"], o.get("task_id")) for o in said()],
+                         [(str(bad_c), c), (str(bad_a), a)], said())
+
+
+@harness.local_only("the change log is taskd's")
 class Replay(LiveCase):
     # sweeps every second, with the default event_replay (60 s); finished tasks past their ttl
     # are deleted at once
