@@ -2,10 +2,10 @@
  * Unit tests for runner/proc_tree: reading a process from /proc (its name may hold ") ("), a
  * descendant holding its pid and its group's id, finding the processes under one pass by pass
  * within a bound (and none under a pid a later process took), and in one walk of the children
- * files, killing a process only while its pid is still the one seen, continuing the stopped
- * orphans of a name (each allocation of its notes failing in turn: tests/unit/oom; one whose
- * signal masks come behind a Groups line of 11,000 bytes), and listing a directory's numbered
- * entries.
+ * files (one longer than a read), killing a process only while its pid is still the one seen,
+ * continuing the stopped orphans of a name (each allocation of its notes failing in turn:
+ * tests/unit/oom; one whose signal masks come behind a Groups line of 11,000 bytes), and listing a
+ * directory's numbered entries.
  */
 #include "runner/proc_tree.h"
 
@@ -271,6 +271,43 @@ static void test_walk_finds_the_tree_at_any_depth_at_once(void **state)
     assert_int_equal(proc_tree_walk(reused, &n, 4), 2);
     kill(top, SIGKILL); /* and the others, their death signal */
     reap(top);
+}
+
+/* A children file longer than one read (300 children of this process: some 2,000 bytes, read
+ * 512 at a time) is read whole: a pid the read cut in two is read as one, so that one walk finds
+ * every child. */
+static void test_walk_reads_a_children_file_in_pieces(void **state)
+{
+    (void)state;
+    enum { KIDS = 300 };
+    pid_t kids[KIDS];
+    pid_t parent = getpid();
+    for (int i = 0; i < KIDS; i++) {
+        kids[i] = fork();
+        assert_true(kids[i] >= 0);
+        if (kids[i] == 0) {
+            if (prctl(PR_SET_PDEATHSIG, (unsigned long)SIGKILL) != 0 || getppid() != parent)
+                _exit(1);
+            for (;;)
+                pause();
+        }
+    }
+    proc_id tree[KIDS + 2] = {{.pid = parent}};
+    size_t n = 1;
+    int added = proc_tree_walk(tree, &n, KIDS + 2);
+    for (int i = 0; i < KIDS; i++)
+        kill(kids[i], SIGKILL);
+    for (int i = 0; i < KIDS; i++)
+        reap(kids[i]);
+    if (added < 0) /* no CONFIG_PROC_CHILDREN */
+        skip();
+    assert_int_equal(added, KIDS);
+    for (int i = 0; i < KIDS; i++) {
+        size_t at = 1;
+        while (at < n && tree[at].pid != kids[i])
+            at++;
+        assert_true(at < n);
+    }
 }
 
 /* A process is killed only while its pid names the process seen: with another start time (its
@@ -582,6 +619,7 @@ int main(void)
         cmocka_unit_test(test_scan_finds_the_tree_under_a_process),
         cmocka_unit_test(test_scan_takes_no_children_of_a_pid_reused),
         cmocka_unit_test(test_walk_finds_the_tree_at_any_depth_at_once),
+        cmocka_unit_test(test_walk_reads_a_children_file_in_pieces),
         cmocka_unit_test(test_kill_only_the_process_seen),
         cmocka_unit_test(test_continue_only_stopped_orphans_of_the_name),
         cmocka_unit_test(test_continue_an_orphan_whose_masks_come_late),
