@@ -2903,16 +2903,20 @@ if (args.token_base) {
 // A browser that refuses the page its storage (privacy settings that block site data: setItem
 // throws, or sessionStorage itself): the tab sends the token entered all the same, where it sent
 // none and asked for the token again at each entry; a reload asks for it again, the storage having
-// kept nothing.
+// kept nothing (nor a copy of a token entered before the setter was refused, which it sent).
 if (args.token_base) {
   await step('a tab refused its storage sends the token entered, and asks for it again after a reload', () =>
-    atOnce(['setItem', 'sessionStorage'], (refused) => withContext(async (ctx) => {
+    atOnce(['setItem', 'sessionStorage', 'stale'], (refused) => withContext(async (ctx) => {
       const p = await ctx.newPage();
       await p.addInitScript((r) => {
         const no = () => {
           throw new DOMException('The operation is insecure.', 'SecurityError');
         };
-        if (r === 'setItem') Storage.prototype.setItem = no;
+        if (r === 'stale' && !window.name) { // a copy of another token, kept before the setter was refused
+          sessionStorage.setItem('taskd.token', 'stale-token');
+          window.name = 'stored';
+        }
+        if (r !== 'sessionStorage') Storage.prototype.setItem = no;
         else Object.defineProperty(window, 'sessionStorage', {configurable: true, get: no});
       }, refused);
       await p.goto(args.token_base + '/');
@@ -2928,7 +2932,10 @@ if (args.token_base) {
       await p.waitForSelector('#token-form:not([hidden])', {timeout: WAIT}).catch(() => {
         throw new Error('a reload, the storage refused, did not ask for the token again');
       });
-    }, {size: {width: 1280, height: 800}, what: refused === 'setItem' ? 'setItem refused' : 'sessionStorage refused'})));
+      const banner = await p.textContent('#banner');
+      check(!/refused the token/.test(banner), 'a reload sent the copy of a token entered before; the banner says ' + quote(banner));
+    }, {size: {width: 1280, height: 800},
+        what: {setItem: 'setItem refused', sessionStorage: 'sessionStorage refused', stale: 'setItem refused, a copy kept before'}[refused]})));
 }
 
 if (args.token_base) {

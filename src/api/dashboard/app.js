@@ -378,7 +378,13 @@ const auth = {
       if (value) sessionStorage.setItem(this.key, value);
       else sessionStorage.removeItem(this.key);
     } catch (e) {
-      // storage refused: the tab sends the token it holds, and asks for it again on the next load
+      // storage refused: the tab sends the token it holds, and asks for it again on the next load,
+      // not with a copy of a token entered before (a setter refused, removing may be allowed)
+      try {
+        sessionStorage.removeItem(this.key);
+      } catch (e2) {
+        // storage refused altogether: nothing is kept
+      }
     }
   },
   // the headers of a request sent with token t (the one held, unless given)
