@@ -1250,6 +1250,21 @@ class StreamBatchPayloadLimit(unittest.TestCase):
         m.work(st)
         self.assertEqual(len(json.loads(fn.events[0])["Records"]), 10)
 
+    def test_the_size_is_the_events_utf8_bytes(self):
+        """Lambda counts the event's bytes as sent, UTF-8: ten records of about 560 KB in UTF-8
+        (one CJK character is 3 bytes, 6 written as a \\u escape) go as one event of 5.6 MB."""
+        fn = self.Function()
+        m = StreamMapping(fn, {"endpoint": "http://127.0.0.1:1", "table": "tasks", "batch_size": 10},
+                          REGION, threading.Event())
+        st = Shard("shardId-1", None, "TRIM_HORIZON")
+        st.pending.extend({"eventID": str(i), "dynamodb": {"SequenceNumber": str(i),
+                                                            "NewImage": {"title": {"S": "\u4efb" * 186_000}}}}
+                          for i in range(10))
+        m.work(st)
+        self.assertEqual(len(json.loads(fn.events[0].decode("utf-8"))["Records"]), 10)
+        self.assertIn("\u4efb".encode("utf-8"), fn.events[0])
+        self.assertLessEqual(len(fn.events[0]), MAX_FUNCTION_REQUEST)
+
 
 def _image(status):
     return {"status": {"S": status}, "task_type": {"S": "TASK1"}}

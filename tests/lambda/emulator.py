@@ -1459,8 +1459,9 @@ def batch_item_failures(payload):
 # functions of a stack, and the Lambda Invoke API
 
 def event_json(value):
-    """An event as the emulator sends it to a function: compact JSON, ASCII."""
-    return json.dumps(value, separators=(",", ":")).encode("utf-8")
+    """An event as the emulator sends it to a function: compact JSON, UTF-8, as Lambda sends it
+    and counts it against its payload limits (a character is its UTF-8 bytes, not a \\u escape)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "replace")
 
 
 def records_that_fit(records, limit):
