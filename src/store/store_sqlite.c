@@ -655,14 +655,15 @@ static void settle_health(sqlite_store *s, bool wrote)
     }
     if (fault == was)
         return;
-    pthread_mutex_lock(&s->health_mu);
-    s->write_fault = fault;
-    pthread_mutex_unlock(&s->health_mu);
+    /* said before /health shows it: whoever reads the change there finds its line in the log */
     if (!was)
         log_error("the database cannot be written; writes answer 503 until it can", "database",
                   s->path, "error", sqlite3_errstr(fault), NULL);
     else if (!fault)
         log_info("the database can be written again", "database", s->path, NULL);
+    pthread_mutex_lock(&s->health_mu);
+    s->write_fault = fault;
+    pthread_mutex_unlock(&s->health_mu);
 }
 
 static store_rc sq_write_health(store *base, char *why, size_t len)
