@@ -7,6 +7,7 @@
  */
 #include "task_event.h"
 
+#include "json_util.h"
 #include "task.h"
 
 #include <jansson.h>
@@ -27,14 +28,17 @@ static bool copy_field(char *dst, size_t dstlen, const char *src)
     return true;
 }
 
-bool task_event_from_row(const change_row *row, task_event *out)
+task_event_rc task_event_from_row(const change_row *row, task_event *out)
 {
     memset(out, 0, sizeof *out);
     bool removed = row->event_name && strcmp(row->event_name, "REMOVE") == 0;
     const char *text = removed ? row->old_image : row->new_image;
     if ((!text && !row->status) || !row->event_name || !row->task_id)
-        return false;
-    json_t *image = row->status ? NULL : json_loads(text, 0, NULL);
+        return TASK_EVENT_NONE;
+    bool nomem = false;
+    json_t *image = row->status ? NULL : json_parse(text, strlen(text), 0, NULL, &nomem);
+    if (nomem)
+        return TASK_EVENT_NO_MEMORY;
     const char *type = row->status ? row->task_type : image_str(image, "task_type");
     const char *status = row->status ? row->status : image_str(image, "status");
     const char *msg = row->status ? row->status_msg : image_str(image, "status_msg");
@@ -43,16 +47,17 @@ bool task_event_from_row(const change_row *row, task_event *out)
               copy_field(out->event, sizeof out->event, row->event_name) &&
               copy_field(out->id, sizeof out->id, row->task_id) &&
               copy_field(out->task_type, sizeof out->task_type, type) &&
-              copy_field(out->status, sizeof out->status, status) &&
-              (out->status_msg = strdup(msg ? msg : "")) != NULL;
+              copy_field(out->status, sizeof out->status, status);
+    if (ok)
+        out->status_msg = strdup(msg ? msg : "");
     json_decref(image);
-    if (!ok) {
-        task_event_clear(out);
-        return false;
-    }
+    if (!ok)
+        return TASK_EVENT_NONE;
+    if (!out->status_msg)
+        return TASK_EVENT_NO_MEMORY;
     out->seq = row->seq;
     out->time = row->time;
-    return true;
+    return TASK_EVENT_TOLD;
 }
 
 void task_event_clear(task_event *e)

@@ -44,9 +44,16 @@ typedef struct task_event {
     int64_t time;
 } task_event;
 
-/* Read the event of a row; false when its image is missing or malformed, or its status is none
- * (the row has no event). */
-bool task_event_from_row(const change_row *row, task_event *out);
+/* What task_event_from_row() found. */
+typedef enum {
+    TASK_EVENT_TOLD,     /* the row's event is in out */
+    TASK_EVENT_NONE,     /* the row has none: its image is missing or malformed, or its status is
+                          * none (a damaged row) */
+    TASK_EVENT_NO_MEMORY /* no memory to read it: the row may have one, read it again later */
+} task_event_rc;
+
+/* Read the event of a row into out (cleared with task_event_clear() when TASK_EVENT_TOLD). */
+task_event_rc task_event_from_row(const change_row *row, task_event *out);
 /* Release what task_event_from_row() allocated. */
 void task_event_clear(task_event *e);
 /* Whether e passes the filters (NULL: any). */

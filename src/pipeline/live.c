@@ -451,38 +451,43 @@ static bool said_before(live *l, int64_t seq)
 }
 
 /*
- * The event of row r (under the lock); false when it tells none: a damaged row (no status, or
- * one that is none; an image that does not parse) or no memory, passed over for every client and
- * waiter. Said at WARN with its seq, once however many read past it (said_before()): a client
- * catching up reads again the rows the thread or another client passed, and may read rows before
- * those that no one read.
+ * The event of row r (under the lock). TASK_EVENT_NONE for a damaged row (no status, or one that
+ * is none; an image that does not parse), passed over for every client and waiter: said at WARN
+ * with its seq, once however many read past it (said_before()): a client catching up reads again
+ * the rows the thread or another client passed, and may read rows before those that no one read.
+ * TASK_EVENT_NO_MEMORY: the reader stops before the row and reads it again.
  */
-static bool event_of(live *l, const change_row *r, task_event *ev)
+static task_event_rc event_of(live *l, const change_row *r, task_event *ev)
 {
-    if (task_event_from_row(r, ev))
-        return true;
-    if (!said_before(l, r->seq)) {
+    task_event_rc rc = task_event_from_row(r, ev);
+    if (rc == TASK_EVENT_NONE && !said_before(l, r->seq)) {
         char seq[24];
         snprintf(seq, sizeof seq, "%lld", (long long)r->seq);
-        log_warn("a change record tells no event (a damaged row, or no memory); passed over for "
-                 "events and waiters",
+        log_warn("a change record tells no event (a damaged row); passed over for events and "
+                 "waiters",
                  "sequence_number", seq, r->task_id ? "task_id" : NULL, r->task_id, NULL);
     }
-    return false;
+    return rc;
 }
 
 /*
  * Handle one shared batch (under the lock): wake the waiters of tasks that
- * finished or were deleted, and give each live subscriber its events.
+ * finished or were deleted, and give each live subscriber its events. Returns
+ * the number of rows handled: fewer than n when there was no memory for the
+ * event of the next, which is read again (the shared cursor stays before it).
  */
-static void handle_rows(live *l, const change_row_copy *rows, size_t n, waiter **fired)
+static size_t handle_rows(live *l, const change_row_copy *rows, size_t n, waiter **fired)
 {
     int64_t start = l->shared;
-    for (size_t i = 0; i < n; i++) {
+    size_t i = 0;
+    for (; i < n; i++) {
         change_row r;
         row_of(&rows[i], &r);
         task_event ev;
-        if (!event_of(l, &r, &ev))
+        task_event_rc told = event_of(l, &r, &ev);
+        if (told == TASK_EVENT_NO_MEMORY)
+            break; /* this row again, for every client and waiter */
+        if (told != TASK_EVENT_TOLD)
             continue; /* nothing to send, nobody to wake */
         task_status st;
         bool finished = strcmp(ev.event, "REMOVE") == 0 ||
@@ -509,8 +514,9 @@ static void handle_rows(live *l, const change_row_copy *rows, size_t n, waiter *
         task_event_clear(&ev);
     }
     for (subscriber *s = l->subs; s; s = s->next)
-        if (!s->behind && s->cursor >= start && n && s->cursor < rows[n - 1].seq)
-            s->cursor = rows[n - 1].seq; /* rows without an event were passed too */
+        if (!s->behind && s->cursor >= start && i && s->cursor < rows[i - 1].seq)
+            s->cursor = rows[i - 1].seq; /* rows without an event were passed too */
+    return i;
 }
 
 /*
@@ -545,13 +551,18 @@ static void give_rows(live *l, subscriber *s, int64_t reset, const change_row_co
     }
     if (n ? rows[0].seq > s->cursor + 1 : s->cursor < l->shared)
         return; /* trimmed since the bounds were read: again next round */
-    /* no frame, or no room: this row again next round */
+    /* no memory for its event, no frame, or no room: this row again next round */
     bool held = false;
     for (size_t i = 0; i < n && rows[i].seq <= l->shared && !s->ended; i++) {
         change_row r;
         row_of(&rows[i], &r);
         task_event ev;
-        if (event_of(l, &r, &ev)) {
+        task_event_rc told = event_of(l, &r, &ev);
+        if (told == TASK_EVENT_NO_MEMORY) {
+            held = true;
+            break;
+        }
+        if (told == TASK_EVENT_TOLD) {
             sbuf frame = {0};
             task_event_sse(&frame, &ev);
             held = held_back(l, s, &ev, &frame);
@@ -650,8 +661,9 @@ static void heartbeat(live *l, int64_t now)
 
 /*
  * Read the rows after the shared cursor, in batches, for the waiters and the live subscribers;
- * with nobody listening, only note the log's end. *failing: the last read failed, so the next
- * comes soon (a failure is said once, and the read that works again once).
+ * with nobody listening, only note the log's end. *failing: the last read failed, or there was no
+ * memory for a row's event (the shared cursor stays before it), so the next comes soon (a failure
+ * is said once, and the read that works again once).
  */
 static void read_new_rows(live *l, bool *failing)
 {
@@ -691,13 +703,23 @@ static void read_new_rows(live *l, bool *failing)
             if (!n)
                 l->shared = committed;
         }
-        handle_rows(l, rows, n, &fired);
-        if (n)
-            l->shared = rows[n - 1].seq;
+        size_t handled = handle_rows(l, rows, n, &fired);
+        if (handled)
+            l->shared = rows[handled - 1].seq;
         set_gauges(l);
         pthread_mutex_unlock(&l->mu);
+        char seq[24];
+        snprintf(seq, sizeof seq, "%lld", handled < n ? (long long)rows[handled].seq : 0LL);
         change_rows_free(rows, n);
         answer_fired(fired);
+        if (handled < n) { /* no memory for a row's event: it is read again soon */
+            if (!*failing) /* once, not at every try */
+                log_warn("no memory for the event of a change record; it is read again for events "
+                         "and waiters",
+                         "sequence_number", seq, NULL);
+            *failing = true;
+            return;
+        }
         if (n < LIVE_BATCH)
             return;
     }

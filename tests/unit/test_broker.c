@@ -4130,7 +4130,7 @@ static void test_a_row_without_its_status_or_message_reads_for_events(void **sta
                         rows[i].new_image, rows[i].old_image,  rows[i].time,
                         rows[i].task_type, rows[i].status,     rows[i].status_msg};
         task_event ev;
-        bool told = task_event_from_row(&r, &ev);
+        bool told = task_event_from_row(&r, &ev) == TASK_EVENT_TOLD;
         if (!want[i][0]) {
             assert_false(told);
             continue;
@@ -4157,7 +4157,7 @@ static bool event_of_row(fx *f, int64_t seq, char st[16])
                     rows[0].new_image, rows[0].old_image,  rows[0].time,
                     rows[0].task_type, rows[0].status,     rows[0].status_msg};
     task_event ev;
-    bool told = task_event_from_row(&r, &ev);
+    bool told = task_event_from_row(&r, &ev) == TASK_EVENT_TOLD;
     if (told) {
         snprintf(st, 16, "%s", ev.status);
         task_event_clear(&ev);

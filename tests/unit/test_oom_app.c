@@ -41,6 +41,7 @@
 #include "core/uuid7.h"
 #include "http/admission.h"
 #include "http/http_server.h"
+#include "pipeline/live.h"
 #include "pipeline/publisher.h"
 #include "pipeline/stream_consumer.h"
 #include "runner/exec_handler.h"
@@ -1957,6 +1958,67 @@ static void test_receive_short_of_memory_keeps_the_message(void **state)
     assert_int_equal(test_tmpdir_remove(dir), 0);
 }
 
+/* ---- the events thread, short of memory for a row's event ------------------------------ */
+
+static atomic_bool waiter_answered;
+
+static void note_answered(api_exchange *ex)
+{
+    (void)ex;
+    atomic_store(&waiter_answered, true);
+}
+
+/* A row whose event the events thread had no memory to read (its status_msg not copied) is read
+ * again, not passed over: a waiter on the task it finished is answered as it finishes, not at its
+ * deadline a minute on. */
+static void test_events_thread_short_of_memory_keeps_the_row(void **state)
+{
+    (void)state;
+    char dir[64];
+    store *s = test_sqlite_store(dir, sizeof dir, "taskd-oom-live");
+    config cfg;
+    assert_true(config_defaults(&cfg));
+    metrics *m = metrics_new();
+    assert_non_null(m);
+    char id[TASK_ID_LEN + 1], err[256] = "";
+    store_new_task t = {.task_type = "TASK1", .data = "{}", .ttl = TASK_NULL_TIME};
+    assert_int_equal(store_create_task(s, &t, NOW, id), STORE_OK);
+    store_update u = {.id = id, .status = TASK_IN_PROGRESS, .status_msg = "Task started"};
+    assert_int_equal(store_update_task(s, &u, NOW, NULL), STORE_OK);
+    live *l = live_start(broker_of(s), &cfg, m, err, sizeof err);
+    if (!l)
+        fail_msg("live_start: %s", err);
+
+    api_exchange *ex = calloc(1, sizeof *ex);
+    assert_non_null(ex);
+    ex->ready = note_answered;
+    atomic_store(&waiter_answered, false);
+    assert_int_equal(live_wait(l, id, clock_mono_ms() + 60000, ex), STORE_OK);
+    /* the events thread copies the row's status_msg twice: reading the row, then its event */
+    static const char msg[] = "finished while memory ran short";
+    oom_thread_arm_copy_nth("events", msg, 2);
+    u = (store_update){.id = id, .status = TASK_COMPLETED, .status_msg = msg};
+    assert_int_equal(store_update_task(s, &u, NOW, NULL), STORE_OK);
+    broker_wake_all(broker_of(s)); /* as a commit wakes it (this store has no listener) */
+    int64_t until = clock_mono_ms() + 20000;
+    while (!atomic_load(&waiter_answered) && clock_mono_ms() < until)
+        usleep(10000);
+    bool failed = oom_thread_failed(), answered = atomic_load(&waiter_answered);
+    oom_thread_disarm();
+    if (!answered)
+        live_unwait(l, ex);
+    live_free(l);
+    free(ex);
+    metrics_free(m);
+    config_free(&cfg);
+    store_close(s);
+    assert_int_equal(test_tmpdir_remove(dir), 0);
+    if (!failed)
+        fail_msg("no copy of the status_msg failed on the events thread (answered: %d)", answered);
+    if (!answered)
+        fail_msg("the waiter was not answered within 20 s of its task's finish");
+}
+
 /* What a read of a removed task's records wants back. */
 typedef struct removed_read {
     broker *b;
@@ -2492,6 +2554,7 @@ int main(void)
         cmocka_unit_test(test_task_read_short_of_memory_for_its_result),
         cmocka_unit_test_teardown(test_removed_task_read_short_of_memory, oom_teardown),
         cmocka_unit_test(test_runner_short_of_memory_for_a_batch),
+        cmocka_unit_test_teardown(test_events_thread_short_of_memory_keeps_the_row, oom_teardown),
         cmocka_unit_test_teardown(test_admission, oom_teardown),
         cmocka_unit_test_setup_teardown(test_http_server, api_setup, api_teardown),
     };

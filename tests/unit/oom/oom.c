@@ -92,14 +92,21 @@ void oom_thread_arm(const char *thread_name, size_t min_size, unsigned nth)
 static struct {
     char name[16];
     char text[128];
+    atomic_uint skip; /* copies of the text still to make before the one that fails */
     atomic_bool armed;
 } copy;
 
 void oom_thread_arm_copy(const char *thread_name, const char *text)
 {
+    oom_thread_arm_copy_nth(thread_name, text, 1);
+}
+
+void oom_thread_arm_copy_nth(const char *thread_name, const char *text, unsigned nth)
+{
     atomic_store(&copy.armed, false);
     snprintf(copy.name, sizeof copy.name, "%s", thread_name);
     snprintf(copy.text, sizeof copy.text, "%s", text);
+    atomic_store(&copy.skip, nth ? nth - 1 : 0);
     atomic_store(&other.failed, false);
     atomic_store(&copy.armed, true);
 }
@@ -124,6 +131,11 @@ static bool copy_fails(const char *s, size_t n)
     char name[16];
     if (pthread_getname_np(pthread_self(), name, sizeof name) != 0 || strcmp(name, copy.name) != 0)
         return false;
+    unsigned skip = atomic_load(&copy.skip);
+    while (skip && !atomic_compare_exchange_weak(&copy.skip, &skip, skip - 1))
+        ;
+    if (skip)
+        return false; /* an earlier copy than the one armed */
     if (!atomic_exchange(&copy.armed, false))
         return false;
     atomic_store(&other.failed, true);

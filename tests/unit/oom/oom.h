@@ -56,6 +56,8 @@ void oom_thread_disarm(void);
 /* The same for a copy of a string: the next strdup or strndup of exactly text (at most 127
  * bytes) by a thread named thread_name fails; oom_thread_failed() tells when it has. */
 void oom_thread_arm_copy(const char *thread_name, const char *text);
+/* The same for the nth such copy (1-based), the ones before it made as usual. */
+void oom_thread_arm_copy_nth(const char *thread_name, const char *text, unsigned nth);
 
 /* A cmocka teardown: ends a run a failed check left armed. */
 int oom_teardown(void **state);
