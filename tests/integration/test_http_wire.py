@@ -673,23 +673,29 @@ class Wire(ServerTestCase):
         grew goes down to what the stream's request left in it, however small the body. A
         buffer grown to 64 KiB or less was kept for the connection's next request, and so for
         the stream's life: 30 streams sent with a body of 60,000 bytes grew taskd by 1.7 MiB
-        more than 30 without one."""
-        n = 30
-        srv = self.stream_server(max_event_clients=3 * n + 2)
+        more than 30 without one. The least of three rounds counts: under AddressSanitizer on
+        a loaded machine one round's streams with a body took 1.2 MiB more, where its buffers
+        kept took 2.2 MiB more in every round."""
+        n, rounds = 30, 3
+        srv = self.stream_server(max_event_clients=(1 + 2 * rounds) * n + 2)
         body = b"x" * 60000  # with its head, a buffer of 64 KiB
         # what the first streams of either kind cost, before the count: the allocator's first
         # buffers of 64 KiB (AddressSanitizer's takes them in batches) and the first streams'
         for sent in (b"", b"") + (body,) * n:
             self.open_stream(srv, sent)
-        grown = []
-        for sent in (b"", body):
-            before = self.rss(srv)
-            for _ in range(n):
-                self.open_stream(srv, sent)
-            grown.append(self.rss(srv) - before)
-        self.assertLess(grown[1] - grown[0], n * 32 * 1024,
-                        "%d streams opened with a body of 60,000 bytes took %.0f KiB, %d without "
-                        "one %.0f KiB" % (n, grown[1] / 1024, n, grown[0] / 1024))
+        more = []
+        for _ in range(rounds):
+            grown = []
+            for sent in (b"", body):
+                before = self.rss(srv)
+                for _ in range(n):
+                    self.open_stream(srv, sent)
+                grown.append(self.rss(srv) - before)
+            more.append(grown[1] - grown[0])
+        self.assertLess(min(more), n * 32 * 1024,
+                        "%d streams opened with a body of 60,000 bytes took more than %d without "
+                        "one by %s KiB in %d rounds"
+                        % (n, n, ", ".join("%.0f" % (m / 1024) for m in more), rounds))
 
     def gets(self, targets):
         """A GET of each target, all sent at once on one connection: their answers, in order."""
