@@ -1999,10 +1999,13 @@ static void test_events_thread_short_of_memory_keeps_the_row(void **state)
     oom_thread_arm_copy_nth("events", msg, 2);
     u = (store_update){.id = id, .status = TASK_COMPLETED, .status_msg = msg};
     assert_int_equal(store_update_task(s, &u, NOW, NULL), STORE_OK);
-    broker_wake_all(broker_of(s)); /* as a commit wakes it (this store has no listener) */
+    /* woken as a commit wakes it (this store has no listener), and again while it waits: a wake
+     * before the thread took its first generation is taken for that generation */
     int64_t until = clock_mono_ms() + 20000;
-    while (!atomic_load(&waiter_answered) && clock_mono_ms() < until)
+    while (!atomic_load(&waiter_answered) && clock_mono_ms() < until) {
+        broker_wake_all(broker_of(s));
         usleep(10000);
+    }
     bool failed = oom_thread_failed(), answered = atomic_load(&waiter_answered);
     oom_thread_disarm();
     if (!answered)
